@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type Config } from './schema.js';
+
+/** A config that cannot be used; the message names every offending key and what is wrong with it. */
+export class ConfigError extends Error {
+  constructor(readonly source: string, readonly problems: string[]) {
+    super(`invalid config ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') return `${key}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  return `${key}: ${issue.message}`;
+}
+
+/** Validates an already parsed object, filling defaults and the secrets that come from the environment. */
+export function parseConfig(raw: unknown, source = '(inline)', env: NodeJS.ProcessEnv = process.env): Config {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) throw new ConfigError(source, result.error.issues.map(describeIssue));
+  const config = result.data;
+  config.mqtt.clientId ??= `forecastd-${hostname()}`;
+  if (env.FORECASTD_MQTT_PASSWORD) config.mqtt.password = env.FORECASTD_MQTT_PASSWORD;
+  else if (config.mqtt.passwordFile && config.mqtt.password === undefined) {
+    try {
+      config.mqtt.password = readFileSync(config.mqtt.passwordFile, 'utf8').trim();
+    } catch (error) {
+      throw new ConfigError(source, [`mqtt.passwordFile: cannot read ${config.mqtt.passwordFile}: ${(error as Error).message}`]);
+    }
+  }
+  if (env.FORECASTD_MQTT_USERNAME) config.mqtt.username = env.FORECASTD_MQTT_USERNAME;
+  return config;
+}
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, [`cannot read the file: ${(error as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(path, [`not valid YAML: ${(error as Error).message}`]);
+  }
+  return parseConfig(raw, path, env);
+}

@@ -1,0 +1,40 @@
+/**
+ * Keras's `verbose` for fit(): 0 silent, 1 an animated progress bar per batch, 2 one line per epoch.
+ * Written as a tfjs callback config so that it composes with the other callbacks.
+ */
+export type Verbosity = 0 | 1 | 2;
+
+export interface EpochLogs {
+  loss?: number;
+  val_loss?: number;
+  [metric: string]: number | undefined;
+}
+
+const formatLogs = (logs: EpochLogs | undefined) =>
+  Object.entries(logs ?? {})
+    .filter(([, value]) => typeof value === 'number')
+    .map(([key, value]) => `${key}: ${(value as number).toFixed(4)}`)
+    .join(' - ');
+
+export function progressCallback(verbose: Verbosity, options: { epochs: number; batchesPerEpoch: number; write: (text: string) => void; barWidth?: number }) {
+  const width = options.barWidth ?? 30;
+  let epochStartedAt = 0;
+  return {
+    onEpochBegin: async (epoch: number) => {
+      epochStartedAt = performance.now();
+      if (verbose === 1) options.write(`Epoch ${epoch + 1}/${options.epochs}\n`);
+    },
+    onBatchEnd: async (batch: number, logs?: EpochLogs) => {
+      if (verbose !== 1) return;
+      const done = batch + 1;
+      const filled = Math.round((done / options.batchesPerEpoch) * width);
+      const bar = '='.repeat(Math.max(0, filled - 1)) + (filled < width ? '>' : '=') + '.'.repeat(width - filled);
+      options.write(`\r${done}/${options.batchesPerEpoch} [${bar}] - ${formatLogs(logs)}`);
+    },
+    onEpochEnd: async (epoch: number, logs?: EpochLogs) => {
+      const seconds = ((performance.now() - epochStartedAt) / 1000).toFixed(1);
+      if (verbose === 1) options.write(`\r${options.batchesPerEpoch}/${options.batchesPerEpoch} [${'='.repeat(width)}] - ${seconds}s - ${formatLogs(logs)}\n`);
+      if (verbose === 2) options.write(`Epoch ${epoch + 1}/${options.epochs} - ${seconds}s - ${formatLogs(logs)}\n`);
+    },
+  };
+}

@@ -1,0 +1,108 @@
+import Database from 'better-sqlite3';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from '../log.js';
+
+export type Db = Database.Database;
+
+/**
+ * Schema migrations, applied in order; PRAGMA user_version records how many ran.
+ * Readings are keyed by (series_id, ts) so that an MQTT redelivery is a no-op (at-least-once + idempotent = effectively once).
+ * The CHECK keeps ±Infinity out; NaN binds as NULL and fails NOT NULL.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE series (
+     id INTEGER PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE
+   ) STRICT;
+   CREATE TABLE readings (
+     series_id INTEGER NOT NULL REFERENCES series(id),
+     ts INTEGER NOT NULL,
+     v REAL NOT NULL CHECK (v BETWEEN -1e15 AND 1e15),
+     PRIMARY KEY (series_id, ts)
+   ) STRICT, WITHOUT ROWID;
+   CREATE TABLE model_versions (
+     id INTEGER PRIMARY KEY,
+     forecast TEXT NOT NULL,
+     version TEXT NOT NULL UNIQUE,
+     created_at INTEGER NOT NULL,
+     backend TEXT NOT NULL,
+     duration_ms INTEGER NOT NULL,
+     samples INTEGER NOT NULL,
+     checkpoint TEXT,
+     summary TEXT NOT NULL
+   ) STRICT;
+   CREATE INDEX model_versions_forecast ON model_versions(forecast, created_at);`,
+];
+
+export interface OpenOptions {
+  path: string;
+  synchronous: 'NORMAL' | 'FULL';
+  readonly?: boolean;
+  log?: Logger;
+}
+
+function applyPragmas(db: Db, synchronous: 'NORMAL' | 'FULL', readonly: boolean): void {
+  // A short busy timeout: better-sqlite3 busy-waits on the event loop, which would freeze MQTT keepalives.
+  db.pragma('busy_timeout = 250');
+  if (readonly) return;
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${synchronous}`);
+  db.pragma('journal_size_limit = 67108864');
+  db.pragma('foreign_keys = ON');
+}
+
+function migrate(db: Db): void {
+  const applied = db.pragma('user_version', { simple: true }) as number;
+  for (let index = applied; index < MIGRATIONS.length; index++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[index]);
+      db.pragma(`user_version = ${index + 1}`);
+    })();
+  }
+}
+
+/** better-sqlite3 opens a corrupt file without complaint; the damage shows on the first query. */
+function isHealthy(db: Db): string | null {
+  try {
+    const rows = db.pragma('quick_check') as Array<{ quick_check: string }>;
+    const verdict = rows.map((row) => row.quick_check).join('; ');
+    return verdict === 'ok' ? null : verdict;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** Renames the database and its -wal/-shm together, so that a fresh start never mixes files of two databases. */
+export function quarantineDatabase(path: string, now = Date.now()): string {
+  const suffix = `.corrupt-${now}`;
+  for (const extension of ['', '-wal', '-shm']) {
+    if (existsSync(path + extension)) renameSync(path + extension, path + suffix + extension);
+  }
+  return path + suffix;
+}
+
+/**
+ * Opens (creating if needed) the forecastd database, checks it and migrates it.
+ * A corrupt file is quarantined and replaced by an empty database; the caller learns so through `quarantined`.
+ */
+export function openDatabase(options: OpenOptions): { db: Db; quarantined: string | null } {
+  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+  if (options.readonly) {
+    const db = new Database(options.path, { readonly: true, fileMustExist: true });
+    applyPragmas(db, options.synchronous, true);
+    return { db, quarantined: null };
+  }
+  let db = new Database(options.path);
+  let quarantined: string | null = null;
+  const problem = isHealthy(db);
+  if (problem) {
+    db.close();
+    quarantined = quarantineDatabase(options.path);
+    options.log?.error({ path: options.path, quarantinedAs: quarantined, problem }, 'database is corrupt: moved aside, starting with an empty one');
+    db = new Database(options.path);
+  }
+  applyPragmas(db, options.synchronous, false);
+  migrate(db);
+  return { db, quarantined };
+}
