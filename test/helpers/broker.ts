@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto';
+import mqtt from 'mqtt';
+import { startEmbeddedBroker } from '../../src/demo/embeddedBroker.js';
+
+export interface TestBroker {
+  kind: 'mosquitto' | 'aedes';
+  url: string;
+  protocolVersion: 4 | 5;
+  close(): Promise<void>;
+}
+
+const MOSQUITTO_URL = 'mqtt://127.0.0.1:1883';
+
+/** True when an MQTT 5 broker answers on the standard local port (the Mosquitto these machines run). */
+async function mosquittoAnswers(): Promise<boolean> {
+  try {
+    const client = await mqtt.connectAsync(MOSQUITTO_URL, { protocolVersion: 5, connectTimeout: 2000, reconnectPeriod: 0, clientId: `probe-${randomBytes(4).toString('hex')}` });
+    await client.endAsync();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The real Mosquitto on 127.0.0.1:1883 when it runs, else an embedded aedes broker on a free port. */
+export async function testBroker(): Promise<TestBroker> {
+  if (process.env.FORECASTD_TEST_BROKER !== 'aedes' && (await mosquittoAnswers())) {
+    return { kind: 'mosquitto', url: MOSQUITTO_URL, protocolVersion: 5, close: async () => undefined };
+  }
+  const embedded = await startEmbeddedBroker();
+  return { kind: 'aedes', url: embedded.url, protocolVersion: 4, close: embedded.close };
+}
+
+/** A topic prefix no other test run shares, so that runs against one Mosquitto never see each other's messages. */
+export const uniquePrefix = (label: string) => `${label}-${randomBytes(4).toString('hex')}`;
+
+export async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
