@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { reconnectDelayMs } from './backoff.js';
 
 export type MqttConfig = Config['mqtt'];
 
@@ -16,6 +17,8 @@ export function clientOptions(mqttConfig: MqttConfig): IClientOptions {
     keepalive: mqttConfig.keepaliveSeconds,
     reconnectPeriod: mqttConfig.reconnectSeconds * 1000,
     connectTimeout: 10_000,
+    // A refused CONNACK (e.g. the broker restarting its auth backend) is retried like a lost connection.
+    reconnectOnConnackError: true,
     // Offline QoS 0 publishes would pile up in memory without bound.
     queueQoSZero: false,
     username: mqttConfig.username,
@@ -37,12 +40,20 @@ export function clientOptions(mqttConfig: MqttConfig): IClientOptions {
 export function connectBroker(mqttConfig: MqttConfig, log: Logger): MqttClient {
   const client = mqtt.connect(mqttConfig.url, clientOptions(mqttConfig));
   let wasConnected = false;
+  let failedAttempts = 0;
   client.on('connect', (connack) => {
     wasConnected = true;
+    failedAttempts = 0;
+    client.options.reconnectPeriod = mqttConfig.reconnectSeconds * 1000;
     log.info({ url: mqttConfig.url, sessionPresent: connack.sessionPresent }, 'connected to broker');
     client.publish(availabilityTopic(mqttConfig), 'online', { qos: 1, retain: true });
   });
-  client.on('reconnect', () => log.debug({ url: mqttConfig.url }, 'reconnecting to broker'));
+  // mqtt.js reconnects at a fixed period; this stretches the wait before each next attempt.
+  client.on('reconnect', () => {
+    failedAttempts++;
+    client.options.reconnectPeriod = reconnectDelayMs(failedAttempts, mqttConfig.reconnectSeconds * 1000, mqttConfig.reconnectMaxSeconds * 1000);
+    log.debug({ url: mqttConfig.url, attempt: failedAttempts, nextDelayMs: client.options.reconnectPeriod }, 'reconnecting to broker');
+  });
   client.on('offline', () => {
     if (wasConnected) log.warn({ url: mqttConfig.url }, 'broker connection lost; readings wait at the broker until we are back');
   });
