@@ -12,16 +12,17 @@ export class ConfigError extends Error {
   }
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const key = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
-  if (issue.code === 'unrecognized_keys') return `${key}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  return `${key}: ${issue.message}`;
+/** One line per problem, starting with the full key path (`mqtt.prot: unknown key`), as a user would search the file for it. */
+function describeIssue(issue: z.core.$ZodIssue): string[] {
+  const keyPath = (path: PropertyKey[]) => (path.length ? path.map(String).join('.') : '(top level)');
+  if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${keyPath([...issue.path, key])}: unknown key`);
+  return [`${keyPath(issue.path)}: ${issue.message}`];
 }
 
 /** Validates an already parsed object, filling defaults and the secrets that come from the environment. */
 export function parseConfig(raw: unknown, source = '(inline)', env: NodeJS.ProcessEnv = process.env): Config {
   const result = configSchema.safeParse(raw ?? {});
-  if (!result.success) throw new ConfigError(source, result.error.issues.map(describeIssue));
+  if (!result.success) throw new ConfigError(source, result.error.issues.flatMap(describeIssue));
   const config = result.data;
   config.mqtt.clientId ??= `forecastd-${hostname()}`;
   if (env.FORECASTD_MQTT_PASSWORD) config.mqtt.password = env.FORECASTD_MQTT_PASSWORD;

@@ -42,10 +42,13 @@ const lstmLayer = z
     returnSequences: z.boolean().optional().meta({
       description: 'Return the whole sequence. Default: true when another LSTM follows, false on the last LSTM.',
     }),
-    dropout: z.number().min(0).max(0.9).default(0),
-    recurrentDropout: z.number().min(0).max(0.9).default(0),
+    dropout: z.number().min(0).max(0.9).default(0).meta({ description: 'Fraction of the inputs dropped while training (Keras dropout).' }),
+    recurrentDropout: z.number().min(0).max(0.9).default(0).meta({
+      description: 'Fraction of the recurrent state dropped while training (Keras recurrent_dropout).',
+    }),
   })
-  .strict();
+  .strict()
+  .meta({ description: 'An LSTM layer (Keras LSTM, tf.layers.lstm).' });
 
 const denseLayer = z
   .object({
@@ -53,10 +56,11 @@ const denseLayer = z
     units: z.number().int().min(1).max(4096).optional().meta({
       description: 'Output units. The last Dense layer must have `horizon` units and defaults to it.',
     }),
-    activation: z.enum(ACTIVATIONS).default('linear'),
-    useBias: z.boolean().default(true),
+    activation: z.enum(ACTIVATIONS).default('linear').meta({ description: 'Activation of the output; linear (the Keras default) suits a regression output.' }),
+    useBias: z.boolean().default(true).meta({ description: 'Whether the layer adds a bias vector.' }),
   })
-  .strict();
+  .strict()
+  .meta({ description: 'A Dense layer (Keras Dense, tf.layers.dense); the last one outputs the forecast.' });
 
 export const layerSchema = z.discriminatedUnion('type', [lstmLayer, denseLayer]);
 
@@ -75,8 +79,8 @@ const trainingSchema = z
       .meta({ description: 'node-cron expression for retraining (seconds field optional).' }),
     timezone: z.string().optional().meta({ description: 'IANA time zone for the schedule; default: the system zone.' }),
     onStart: z.boolean().default(true).meta({ description: 'Train at start when the forecast has no model yet.' }),
-    epochs: z.number().int().min(1).max(10_000).default(30),
-    batchSize: z.number().int().min(1).max(4096).default(32),
+    epochs: z.number().int().min(1).max(10_000).default(30).meta({ description: 'Passes over the training windows.' }),
+    batchSize: z.number().int().min(1).max(4096).default(32).meta({ description: 'Windows per gradient step.' }),
     validationSplit: z.number().min(0).max(0.5).default(0.2).meta({
       description: 'Fraction of the newest windows held out for validation (never shuffled across the split).',
     }),
@@ -110,9 +114,10 @@ const forecastSchema = z
         { type: 'dense', activation: 'linear', useBias: true },
       ])
       .meta({ description: 'The Sequential stack, Keras style: LSTM layers then Dense. Input shape is (steps, features).' }),
-    training: trainingSchema.prefault({}),
+    training: trainingSchema.prefault({}).meta({ description: 'When and how the model is (re)trained.' }),
   })
-  .strict();
+  .strict()
+  .meta({ description: 'One forecast: the series it predicts, its time grid and its model.' });
 
 const topicRuleSchema = z
   .object({
@@ -122,7 +127,8 @@ const topicRuleSchema = z
       description: 'Series name template filled from the named segments; JSON object fields append ".<field>".',
     }),
   })
-  .strict();
+  .strict()
+  .meta({ description: 'Which topics to subscribe to, and how a topic names its series.' });
 
 const mqttSchema = z
   .object({
@@ -131,16 +137,23 @@ const mqttSchema = z
       description: 'MQTT 5 (Mosquitto) or 3.1.1 = 4 (e.g. aedes 1.x, which does not answer an MQTT 5 CONNECT).',
     }),
     clientId: z.string().min(1).max(128).optional().meta({ description: 'Fixed client id for the persistent session; default forecastd-<hostname>.' }),
-    username: z.string().optional(),
+    username: z.string().optional().meta({ description: 'Broker user name; FORECASTD_MQTT_USERNAME overrides it.' }),
     password: z.string().optional().meta({ description: 'Prefer the FORECASTD_MQTT_PASSWORD environment variable or passwordFile.' }),
-    passwordFile: z.string().optional(),
-    caFile: z.string().optional(),
-    certFile: z.string().optional(),
-    keyFile: z.string().optional(),
+    passwordFile: z.string().optional().meta({
+      description: 'File holding the broker password (surrounding whitespace trimmed); used when neither FORECASTD_MQTT_PASSWORD nor password is set.',
+    }),
+    caFile: z.string().optional().meta({ description: 'CA certificate (PEM) the broker certificate must chain to; setting it enforces verification.' }),
+    certFile: z.string().optional().meta({ description: 'Client certificate (PEM) for TLS client authentication; needs keyFile.' }),
+    keyFile: z.string().optional().meta({ description: 'Private key (PEM) of certFile.' }),
     clean: z.boolean().default(false).meta({ description: 'false keeps a persistent session, so the broker queues readings while forecastd is down.' }),
     sessionExpiryDays: z.number().positive().default(7).meta({ description: 'MQTT 5 session expiry; an absent expiry would end the session at disconnect.' }),
-    keepaliveSeconds: z.number().int().min(5).max(3600).default(30),
-    reconnectSeconds: z.number().positive().default(2),
+    keepaliveSeconds: z.number().int().min(5).max(3600).default(30).meta({
+      description: 'MQTT keepalive: how soon a dead connection is noticed, on both sides.',
+    }),
+    reconnectSeconds: z.number().positive().default(2).meta({
+      description: 'First pause between reconnection attempts; it doubles (with jitter) up to reconnectMaxSeconds. forecastd never gives up on the broker.',
+    }),
+    reconnectMaxSeconds: z.number().positive().default(60).meta({ description: 'Longest pause between reconnection attempts.' }),
     baseTopic: z.string().regex(/^[^#+]+$/, 'no wildcards in baseTopic').default('forecastd').meta({
       description: 'Prefix of everything forecastd publishes: <baseTopic>/availability, <baseTopic>/<forecast>/forecast.',
     }),
@@ -154,7 +167,9 @@ const ingestSchema = z
       .min(1)
       .default([{ filter: 'sensors/+/+', pattern: 'sensors/{device}/{metric}', series: '{device}.{metric}' }])
       .meta({ description: 'Topic rules; the first whose pattern matches names the series.' }),
-    maxPayloadBytes: z.number().int().min(16).max(1_048_576).default(4096),
+    maxPayloadBytes: z.number().int().min(16).max(1_048_576).default(4096).meta({
+      description: 'Larger messages are rejected (too_large) without being parsed.',
+    }),
     maxFutureSeconds: z.number().min(0).default(300).meta({ description: 'Readings stamped further ahead than this are rejected.' }),
     maxAgeDays: z.number().positive().default(3650).meta({ description: 'Readings older than this are rejected.' }),
   })
@@ -172,21 +187,25 @@ const storageSchema = z
 const publishSchema = z
   .object({
     topicTemplate: z.string().default('{baseTopic}/{forecast}/forecast').meta({ description: 'Where forecasts are published.' }),
-    retain: z.boolean().default(true),
-    qos: z.union([z.literal(0), z.literal(1)]).default(1),
+    retain: z.boolean().default(true).meta({ description: 'Retained, so a consumer that connects later gets the current forecast at once.' }),
+    qos: z.union([z.literal(0), z.literal(1)]).default(1).meta({
+      description: 'QoS 1 forecasts published while offline are sent on reconnect; QoS 0 ones may be lost.',
+    }),
   })
   .strict();
 
 const schedulerSchema = z
   .object({
     poolThreads: z.number().int().min(1).max(64).optional().meta({ description: 'Training threads; default one fewer than the cores, at least one.' }),
-    workerHeapMb: z.number().int().min(64).default(512),
+    workerHeapMb: z.number().int().min(64).default(256).meta({ description: 'JS heap limit of each training thread, in MB; keep the sum below the service MemoryMax (512M in the shipped unit).' }),
   })
   .strict();
 
 const logSchema = z
   .object({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').meta({
+      description: 'Logs are JSON lines on stdout (pino levels).',
+    }),
   })
   .strict();
 
@@ -200,14 +219,14 @@ const modelRuntimeSchema = z
 
 export const configSchema = z
   .object({
-    mqtt: mqttSchema.prefault({}),
-    ingest: ingestSchema.prefault({}),
-    storage: storageSchema.prefault({}),
-    publish: publishSchema.prefault({}),
-    scheduler: schedulerSchema.prefault({}),
-    model: modelRuntimeSchema.prefault({}),
-    log: logSchema.prefault({}),
-    forecasts: z.array(forecastSchema).default([]),
+    mqtt: mqttSchema.prefault({}).meta({ description: 'The MQTT broker: readings come in from it, forecasts go out to it.' }),
+    ingest: ingestSchema.prefault({}).meta({ description: 'How MQTT messages become readings.' }),
+    storage: storageSchema.prefault({}).meta({ description: 'The SQLite database of readings and model versions, and the checkpoints.' }),
+    publish: publishSchema.prefault({}).meta({ description: 'How forecasts are published.' }),
+    scheduler: schedulerSchema.prefault({}).meta({ description: 'The training threads.' }),
+    model: modelRuntimeSchema.prefault({}).meta({ description: 'The TensorFlow.js runtime.' }),
+    log: logSchema.prefault({}).meta({ description: 'Logging.' }),
+    forecasts: z.array(forecastSchema).default([]).meta({ description: 'The forecasts to train and publish; none by default.' }),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -1,3 +1,4 @@
+import { SERIES_NAME } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ReadingStore } from '../store/readings.js';
 import { decodePayload, REJECTION_REASONS, type DecodeLimits, type RejectionReason } from './payload.js';
@@ -43,6 +44,10 @@ export class Ingestor {
       ts: reading.ts,
       value: reading.value,
     }));
+    // A safe base name and a safe field can still add up to more than a series name may hold.
+    if (readings.some((reading) => !SERIES_NAME.test(reading.series))) {
+      return this.reject('bad_series_name', topic, 'series name plus field name is longer than 128 characters', now);
+    }
     const inserted = this.deps.store.insertMany(readings);
     this.counters.stored += inserted;
     this.counters.duplicates += readings.length - inserted;

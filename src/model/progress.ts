@@ -10,9 +10,14 @@ export interface EpochLogs {
   [metric: string]: number | undefined;
 }
 
+/** tfjs's per-batch bookkeeping, which Keras does not print. */
+const INTERNAL_LOG_KEYS = new Set(['batch', 'size']);
+
+/** Keras order: training metrics first, then their val_ twins. */
 const formatLogs = (logs: EpochLogs | undefined) =>
   Object.entries(logs ?? {})
-    .filter(([, value]) => typeof value === 'number')
+    .filter(([key, value]) => typeof value === 'number' && !INTERNAL_LOG_KEYS.has(key))
+    .sort(([a], [b]) => Number(a.startsWith('val_')) - Number(b.startsWith('val_')))
     .map(([key, value]) => `${key}: ${(value as number).toFixed(4)}`)
     .join(' - ');
 
@@ -27,7 +32,7 @@ export function progressCallback(verbose: Verbosity, options: { epochs: number; 
     onBatchEnd: async (batch: number, logs?: EpochLogs) => {
       if (verbose !== 1) return;
       const done = batch + 1;
-      const filled = Math.round((done / options.batchesPerEpoch) * width);
+      const filled = Math.max(1, Math.min(width, Math.round((done / options.batchesPerEpoch) * width)));
       const bar = '='.repeat(Math.max(0, filled - 1)) + (filled < width ? '>' : '=') + '.'.repeat(width - filled);
       options.write(`\r${done}/${options.batchesPerEpoch} [${bar}] - ${formatLogs(logs)}`);
     },

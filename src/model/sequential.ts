@@ -98,8 +98,9 @@ export class Sequential {
     const model = tf.sequential();
     this.stack.forEach((layer, index) => {
       const seed = options.seed === undefined ? undefined : options.seed + index;
+      // tidy: unitForgetBias builds its initial bias from temporary tensors that tfjs does not free.
       if (layer.type === 'lstm') {
-        model.add(
+        tf.tidy(() => model.add(
           tf.layers.lstm({
             units: layer.units,
             activation: layer.activation ?? 'tanh',
@@ -112,9 +113,9 @@ export class Sequential {
             unitForgetBias: true,
             inputShape: layer.inputShape,
           }),
-        );
+        ));
       } else {
-        model.add(
+        tf.tidy(() => model.add(
           tf.layers.dense({
             units: layer.units,
             activation: layer.activation ?? 'linear',
@@ -122,7 +123,7 @@ export class Sequential {
             kernelInitializer: tf.initializers.glorotUniform({ seed }),
             inputShape: layer.inputShape,
           }),
-        );
+        ));
       }
     });
     return model;

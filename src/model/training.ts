@@ -13,6 +13,7 @@ import type { CheckpointStore } from './checkpoint.js';
 import { modelSpecFor } from './fromConfig.js';
 import { errorSummary, persistenceForecast, type ErrorSummary } from './metrics.js';
 import { progressCallback, type EpochLogs, type Verbosity } from './progress.js';
+import { gatherRows, permutation, seededRandom } from './random.js';
 import { modelToContent } from './serialize.js';
 
 /** What a checkpoint must carry so that inference rebuilds exactly the training's features. */
@@ -168,14 +169,16 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
   }
 
   const model = modelSpecFor(forecast, data.names.length).build(tf, { seed: forecast.training.seed });
-  model.compile({ optimizer: tf.train.adam(forecast.training.learningRate), loss: 'meanSquaredError' });
-  const train = toTensors(tf, data.train);
+  // An optimizer passed as an instance is not owned by the model: it is disposed below with the model.
+  const optimizer = tf.train.adam(forecast.training.learningRate);
+  model.compile({ optimizer, loss: 'meanSquaredError' });
   const validation = data.validation.count > 0 ? toTensors(tf, data.validation) : null;
   const dataRange = { fromMs: grid.gridStartMs, toMs: grid.gridStartMs + grid.rows * grid.intervalMs };
   const { epochs, batchSize } = forecast.training;
   const loss: number[] = [];
   const valLoss: number[] = [];
   let checkpointId: string | null = null;
+  let abortedMidEpoch = false;
 
   const metaFor = (epoch: number, logs: EpochLogs | undefined): ModelMeta => ({
     version,
@@ -201,41 +204,60 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
     batchesPerEpoch: Math.ceil(data.train.count / batchSize),
     write: input.write ?? ((text) => process.stdout.write(text)),
   });
+  const abortWatcher = {
+    onBatchEnd: async () => {
+      if (input.signal?.aborted) {
+        abortedMidEpoch = true;
+        model.stopTraining = true;
+      }
+    },
+  };
+  // Checkpoint at every epoch end, so an interrupted training keeps its last completed epoch.
+  const checkpointer = {
+    onEpochEnd: async (epoch: number, logs?: EpochLogs) => {
+      // tfjs still calls onEpochEnd after a stop inside the epoch: that half epoch is not a checkpoint.
+      if (abortedMidEpoch) return;
+      loss.push(logs?.loss ?? NaN);
+      if (logs?.val_loss !== undefined) valLoss.push(logs.val_loss);
+      const info = await checkpoints.save(await modelToContent(tf, model, metaFor(epoch + 1, logs) as unknown as Record<string, unknown>), epoch + 1);
+      checkpointId = info.id;
+      const elapsedMs = performance.now() - clockStart;
+      input.onEpoch?.({
+        forecast: forecast.name,
+        epoch: epoch + 1,
+        epochs,
+        loss: logs?.loss ?? null,
+        valLoss: logs?.val_loss ?? null,
+        elapsedMs,
+        etaMs: (elapsedMs / (epoch + 1)) * (epochs - epoch - 1),
+      });
+    },
+  };
 
+  // Shuffling inside the training part only, with our own seeded permutation (tfjs shuffles with
+  // Math.random), one fit() call per epoch.
+  const random = seededRandom(forecast.training.seed ?? Math.floor(Math.random() * 2 ** 32));
+  const inputLength = data.train.steps * data.train.features;
   try {
-    await model.fit(train.xs, train.ys, {
-      epochs,
-      batchSize,
-      shuffle: true,
-      verbose: 0,
-      validationData: validation ? [validation.xs, validation.ys] : undefined,
-      callbacks: [
-        progress,
-        {
-          onBatchEnd: async () => {
-            if (input.signal?.aborted) model.stopTraining = true;
-          },
-          onEpochEnd: async (epoch: number, logs?: EpochLogs) => {
-            loss.push(logs?.loss ?? NaN);
-            if (logs?.val_loss !== undefined) valLoss.push(logs.val_loss);
-            // Checkpoint at every epoch end: an interrupted training keeps its last completed epoch.
-            const info = await checkpoints.save(await modelToContent(tf, model, metaFor(epoch + 1, logs) as unknown as Record<string, unknown>), epoch + 1);
-            checkpointId = info.id;
-            const elapsedMs = performance.now() - clockStart;
-            input.onEpoch?.({
-              forecast: forecast.name,
-              epoch: epoch + 1,
-              epochs,
-              loss: logs?.loss ?? null,
-              valLoss: logs?.val_loss ?? null,
-              elapsedMs,
-              etaMs: (elapsedMs / (epoch + 1)) * (epochs - epoch - 1),
-            });
-            if (input.signal?.aborted) model.stopTraining = true;
-          },
-        },
-      ],
-    });
+    for (let epoch = 0; epoch < epochs && !abortedMidEpoch && !input.signal?.aborted; epoch++) {
+      const order = permutation(data.train.count, random);
+      const xs = tf.tensor3d(gatherRows(data.train.inputs, inputLength, order), [data.train.count, data.train.steps, data.train.features]);
+      const ys = tf.tensor2d(gatherRows(data.train.targets, data.train.horizon, order), [data.train.count, data.train.horizon]);
+      try {
+        await model.fit(xs, ys, {
+          initialEpoch: epoch,
+          epochs: epoch + 1,
+          batchSize,
+          shuffle: false,
+          verbose: 0,
+          validationData: validation ? [validation.xs, validation.ys] : undefined,
+          callbacks: [progress, abortWatcher, checkpointer],
+        });
+      } finally {
+        xs.dispose();
+        ys.dispose();
+      }
+    }
     const metrics = validation ? evaluate(tf, model, data.validation, data.scaler) : null;
     const durationMs = performance.now() - clockStart;
     return {
@@ -255,8 +277,7 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
       checkpointId,
     };
   } finally {
-    train.xs.dispose();
-    train.ys.dispose();
+    optimizer.dispose();
     validation?.xs.dispose();
     validation?.ys.dispose();
     model.dispose();

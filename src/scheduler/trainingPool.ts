@@ -1,4 +1,4 @@
-import { cpus } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { EpochProgress, TrainingSummary } from '../model/training.js';
@@ -12,7 +12,7 @@ export interface TrainingPoolOptions {
 }
 
 /** Default pool size: leave a core to ingest and the broker. */
-export const defaultPoolThreads = () => Math.max(1, cpus().length - 1);
+export const defaultPoolThreads = () => Math.max(1, availableParallelism() - 1);
 
 /** The worker-thread pool that runs trainings; a crash or OOM in a worker rejects its task, never the daemon. */
 export class TrainingPool {
