@@ -9,15 +9,24 @@ import { z } from 'zod';
 import { validateDetailed as validateCron } from 'node-cron';
 import { parseDuration } from './duration.js';
 
-const duration = (what: string) =>
+const duration = () =>
   z.union([z.string(), z.number().positive()]).transform((raw, ctx) => {
     try {
       return parseDuration(raw);
     } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `${what}: ${(error as Error).message}` });
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
       return z.NEVER;
     }
   });
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Series names end up in topics, log lines and SQL parameters: keep them to a safe alphabet. */
 export const SERIES_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/;
@@ -77,7 +86,11 @@ const trainingSchema = z
         }
       })
       .meta({ description: 'node-cron expression for retraining (seconds field optional).' }),
-    timezone: z.string().optional().meta({ description: 'IANA time zone for the schedule; default: the system zone.' }),
+    timezone: z
+      .string()
+      .refine(isTimeZone, { message: 'not an IANA time zone (e.g. Europe/Berlin)' })
+      .optional()
+      .meta({ description: 'IANA time zone for the schedule; default: the system zone.' }),
     onStart: z.boolean().default(true).meta({ description: 'Train at start when the forecast has no model yet.' }),
     epochs: z.number().int().min(1).max(10_000).default(30).meta({ description: 'Passes over the training windows.' }),
     batchSize: z.number().int().min(1).max(4096).default(32).meta({ description: 'Windows per gradient step.' }),
@@ -100,7 +113,7 @@ const forecastSchema = z
       .array(z.enum(['hourOfDay', 'dayOfWeek']))
       .default(['hourOfDay'])
       .meta({ description: 'Calendar features added as sin/cos pairs.' }),
-    interval: duration('interval').default(900).meta({ description: 'Grid step, e.g. 15m; readings are averaged per step.' }),
+    interval: duration().default(900).meta({ description: 'Grid step, e.g. 15m; readings are averaged per step.' }),
     steps: z.number().int().min(2).max(2048).default(48).meta({ description: 'Input window length in intervals (Keras input_shape[0]).' }),
     horizon: z.number().int().min(1).max(1024).default(12).meta({ description: 'How many intervals ahead to forecast.' }),
     maxGapSteps: z.number().int().min(0).max(1000).default(3).meta({
@@ -181,6 +194,31 @@ const storageSchema = z
     synchronous: z.enum(['NORMAL', 'FULL']).default('NORMAL').meta({
       description: 'NORMAL survives a crash of forecastd; FULL also survives power loss, at a higher write cost.',
     }),
+    retention: z
+      .object({
+        defaultDays: z.number().positive().default(365).meta({ description: 'Readings older than this many days are deleted, unless perSeries says otherwise.' }),
+        perSeries: z.record(seriesName, z.number().positive()).default({}).meta({
+          description: 'Days to keep for particular series, by series name, e.g. {livingroom.temperature: 730}.',
+        }),
+        maxDatabaseMb: z.number().min(0).default(0).meta({
+          description:
+            'Cap on the data in the database, in MB (live pages, not the file size: freed pages are reused before the file grows, and the -wal comes on top). Above it the oldest readings of all series are deleted. 0: no cap.',
+        }),
+        schedule: z
+          .string()
+          .default('7-59/15 * * * *')
+          .superRefine((expression, ctx) => {
+            const verdict = validateCron(expression);
+            if (!verdict.valid) {
+              const reasons = verdict.errors.map((error) => `${error.field}: ${error.message}`).join('; ');
+              ctx.addIssue({ code: 'custom', message: `"${expression}" is not a cron expression (${reasons || 'unparseable'})` });
+            }
+          })
+          .meta({ description: 'node-cron expression for the retention run; the default, every 15 minutes at :07, :22, :37 and :52, stays clear of forecast ticks.' }),
+      })
+      .strict()
+      .prefault({})
+      .meta({ description: 'How long readings are kept. Deletion runs in small transactions, so ingest is never held up for long.' }),
   })
   .strict();
 
@@ -217,6 +255,14 @@ const modelRuntimeSchema = z
   })
   .strict();
 
+const lifecycleSchema = z
+  .object({
+    shutdownTimeoutSeconds: z.number().positive().max(300).default(10).meta({
+      description: 'SIGTERM: stop taking messages, abort trainings (their last epoch checkpoint stays), publish offline and close, within this time.',
+    }),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     mqtt: mqttSchema.prefault({}).meta({ description: 'The MQTT broker: readings come in from it, forecasts go out to it.' }),
@@ -226,6 +272,7 @@ export const configSchema = z
     scheduler: schedulerSchema.prefault({}).meta({ description: 'The training threads.' }),
     model: modelRuntimeSchema.prefault({}).meta({ description: 'The TensorFlow.js runtime.' }),
     log: logSchema.prefault({}).meta({ description: 'Logging.' }),
+    lifecycle: lifecycleSchema.prefault({}).meta({ description: 'Start and stop behaviour.' }),
     forecasts: z.array(forecastSchema).default([]).meta({ description: 'The forecasts to train and publish; none by default.' }),
   })
   .strict()
