@@ -5,12 +5,19 @@
  */
 import { ConfigError } from '../config/load.js';
 import { EXIT_CODES } from '../daemon/lifecycle.js';
-import { USAGE, UsageError } from './usage.js';
+import { commandHelp, USAGE, UsageError } from './usage.js';
 
 const COMMANDS: Record<string, () => Promise<(args: string[]) => Promise<number>>> = {
   run: async () => (await import('./commands/run.js')).runCommand,
+  train: async () => (await import('./commands/train.js')).trainCommand,
   demo: async () => (await import('./commands/demo.js')).demoCommand,
   config: async () => (await import('./commands/config.js')).configCommand,
+  import: async () => (await import('./commands/import.js')).importCommand,
+  export: async () => (await import('./commands/export.js')).exportCommand,
+  backtest: async () => (await import('./commands/backtest.js')).backtestCommand,
+  status: async () => (await import('./commands/status.js')).statusCommand,
+  forecast: async () => (await import('./commands/forecast.js')).forecastCommand,
+  models: async () => (await import('./commands/models.js')).modelsCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -21,6 +28,11 @@ async function main(argv: string[]): Promise<number> {
   }
   const load = COMMANDS[command];
   if (!load) throw new UsageError(`unknown command "${command}"`);
+  // Every command answers --help (exit 0) without loading its module.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(commandHelp(command));
+    return EXIT_CODES.ok;
+  }
   return (await load())(rest);
 }
 

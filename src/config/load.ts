@@ -34,6 +34,7 @@ export function parseConfig(raw: unknown, source = '(inline)', env: NodeJS.Proce
     }
   }
   if (env.FORECASTD_MQTT_USERNAME) config.mqtt.username = env.FORECASTD_MQTT_USERNAME;
+  if (env.FORECASTD_HTTP_TOKEN) config.http.token = env.FORECASTD_HTTP_TOKEN;
   return config;
 }
 

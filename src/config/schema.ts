@@ -101,6 +101,55 @@ const trainingSchema = z
     historyDays: z.number().positive().default(60).meta({ description: 'How much history a training reads.' }),
     keepCheckpoints: z.number().int().min(1).max(50).default(2).meta({ description: 'Verified checkpoints kept per forecast.' }),
     seed: z.number().int().optional().meta({ description: 'Seed for weight initialisation and shuffling (reproducible trainings).' }),
+    lstmImplementation: z.enum(['auto', 'fused', 'stock']).default('auto').meta({
+      description: "auto: forecastd's fused LSTM kernel on the wasm and cpu backends (about 10x faster there), tfjs's own LSTM on native. Same maths and checkpoint format either way.",
+    }),
+    warmStart: z.boolean().default(true).meta({
+      description: "Start a retrain from the serving model's weights (same model shape) instead of from scratch, so that a Pi retrains in minutes.",
+    }),
+    earlyStopping: z
+      .object({
+        enabled: z.boolean().default(true).meta({ description: 'Stop when val_loss has not improved for `patience` epochs (Keras EarlyStopping).' }),
+        patience: z.number().int().min(0).max(1000).default(5).meta({ description: 'Epochs without improvement before stopping.' }),
+        minDelta: z.number().min(0).default(0).meta({ description: 'Smallest decrease of val_loss that counts as an improvement.' }),
+        restoreBestWeights: z.boolean().default(true).meta({ description: 'End with the weights of the best epoch, not the last one.' }),
+      })
+      .strict()
+      .prefault({})
+      .meta({ description: 'Keras EarlyStopping on val_loss; needs a validation part (validationSplit > 0).' }),
+    reduceLrOnPlateau: z
+      .object({
+        enabled: z.boolean().default(true).meta({ description: 'Multiply the learning rate by `factor` when val_loss stalls (Keras ReduceLROnPlateau).' }),
+        factor: z.number().gt(0).lt(1).default(0.5).meta({ description: 'New rate = rate * factor.' }),
+        patience: z.number().int().min(0).max(1000).default(2).meta({ description: 'Epochs without improvement before the rate is reduced.' }),
+        minDelta: z.number().min(0).default(0.0001).meta({ description: 'Smallest decrease of val_loss that counts as an improvement.' }),
+        cooldown: z.number().int().min(0).default(0).meta({ description: 'Epochs to wait after a reduction before counting again.' }),
+        minLr: z.number().min(0).default(0.00001).meta({ description: 'The rate never goes below this.' }),
+      })
+      .strict()
+      .prefault({})
+      .meta({ description: 'Keras ReduceLROnPlateau on val_loss.' }),
+  })
+  .strict();
+
+const evaluationSchema = z
+  .object({
+    seasonLength: z
+      .union([z.literal('auto'), z.number().int().min(2).max(100_000)])
+      .default('auto')
+      .meta({
+        description:
+          'Season of the seasonal-naive baseline, in intervals (e.g. 96 = one day at 15m). auto: detected from the autocorrelation of the training part, else one day when the interval divides it.',
+      }),
+    intervals: z
+      .array(z.number().gt(0).lt(1))
+      .min(1)
+      .max(5)
+      .default([0.8, 0.95])
+      .meta({ description: 'Prediction interval levels published as lower/upper per point (conformal, from held-out residuals).' }),
+    linearRidge: z.number().min(0).max(100).default(0.001).meta({
+      description: 'Ridge penalty of the linear baseline, relative to the mean variance of its inputs.',
+    }),
   })
   .strict();
 
@@ -108,6 +157,7 @@ const forecastSchema = z
   .object({
     name: forecastName.meta({ description: 'Used in topics, logs and file names.' }),
     target: seriesName.meta({ description: 'The series to forecast.' }),
+    unit: z.string().max(16).optional().meta({ description: 'Unit of the target, e.g. °C: shown by the dashboard, the CLI and Home Assistant.' }),
     covariates: z.array(seriesName).default([]).meta({ description: 'Other series fed to the model as input features.' }),
     calendar: z
       .array(z.enum(['hourOfDay', 'dayOfWeek']))
@@ -128,6 +178,9 @@ const forecastSchema = z
       ])
       .meta({ description: 'The Sequential stack, Keras style: LSTM layers then Dense. Input shape is (steps, features).' }),
     training: trainingSchema.prefault({}).meta({ description: 'When and how the model is (re)trained.' }),
+    evaluation: evaluationSchema.prefault({}).meta({
+      description: 'How every trained model is measured against baselines (persistence, seasonal naive, linear) and how intervals are calibrated.',
+    }),
   })
   .strict()
   .meta({ description: 'One forecast: the series it predicts, its time grid and its model.' });
@@ -137,11 +190,30 @@ const topicRuleSchema = z
     filter: z.string().min(1).meta({ description: 'MQTT subscription filter, e.g. sensors/+/+ .' }),
     pattern: z.string().min(1).meta({ description: 'Topic pattern with named segments, e.g. sensors/{device}/{metric}.' }),
     series: z.string().min(1).default('{device}.{metric}').meta({
-      description: 'Series name template filled from the named segments; JSON object fields append ".<field>".',
+      description: 'Series name template filled from the named segments; JSON object fields append ".<field>", SenML names ".<bn+n>".',
+    }),
+    format: z.enum(['auto', 'number', 'json', 'senml']).optional().meta({
+      description:
+        'Payload format; unset means auto. auto: a plain number, JSON (a value object, an object of numeric fields, an array of those) or SenML (RFC 8428, told by its labels). number: plain numbers only. json: JSON, never read as SenML. senml: SenML JSON only.',
+    }),
+    valuePath: z.string().max(256).regex(/^[^.]+(\.[^.]+)*$/, 'a dot path such as data.temp').optional().meta({
+      description: 'Dot path of the value in a JSON object, e.g. data.temp; only that value is read, as the series itself. Unset: value/v/val, else every numeric field.',
+    }),
+    timestampPath: z.string().max(256).regex(/^[^.]+(\.[^.]+)*$/, 'a dot path such as meta.time').optional().meta({
+      description: 'Dot path of the time in a JSON object, e.g. meta.time (epoch s, epoch ms or ISO 8601 with a zone). Unset: ts/time/timestamp, else the receive time.',
     }),
   })
   .strict()
-  .meta({ description: 'Which topics to subscribe to, and how a topic names its series.' });
+  .superRefine((rule, ctx) => {
+    const named = new Set([...rule.pattern.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((match) => match[1]));
+    for (const [, name] of rule.series.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) {
+      if (!named.has(name)) ctx.addIssue({ code: 'custom', path: ['series'], message: `the series template names {${name}}, which the pattern lacks` });
+    }
+    if ((rule.format === 'number' || rule.format === 'senml') && (rule.valuePath !== undefined || rule.timestampPath !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['format'], message: `valuePath and timestampPath apply to JSON objects: use format auto or json, not ${rule.format}` });
+    }
+  })
+  .meta({ description: 'Which topics to subscribe to, how a topic names its series, and how its payloads are read.' });
 
 const mqttSchema = z
   .object({
@@ -185,6 +257,21 @@ const ingestSchema = z
     }),
     maxFutureSeconds: z.number().min(0).default(300).meta({ description: 'Readings stamped further ahead than this are rejected.' }),
     maxAgeDays: z.number().positive().default(3650).meta({ description: 'Readings older than this are rejected.' }),
+    maxReadingsPerMessage: z.number().int().min(1).max(100_000).default(1000).meta({
+      description: 'Readings (numeric fields, array entries, SenML records) one message may carry; more is rejected (too_many_readings).',
+    }),
+    deadLetter: z
+      .object({
+        enabled: z.boolean().default(false).meta({
+          description: 'Keep each rejected message in the dead_letters table (time, topic, reason, payload prefix, size, sha256) for diagnosis.',
+        }),
+        maxPayloadBytes: z.number().int().min(0).max(65_536).default(1024).meta({ description: 'Bytes of each payload kept; the sha256 covers all of it.' }),
+        keepDays: z.number().positive().default(7).meta({ description: 'Dead letters older than this are deleted.' }),
+        maxRows: z.number().int().min(1).max(10_000_000).default(10_000).meta({ description: 'At most about this many dead letters are kept; the oldest go first.' }),
+      })
+      .strict()
+      .prefault({})
+      .meta({ description: 'Rejected messages are always counted and acknowledged; this also stores them. Raw payloads are never logged.' }),
   })
   .strict();
 
@@ -236,6 +323,17 @@ const schedulerSchema = z
   .object({
     poolThreads: z.number().int().min(1).max(64).optional().meta({ description: 'Training threads; default one fewer than the cores, at least one.' }),
     workerHeapMb: z.number().int().min(64).default(256).meta({ description: 'JS heap limit of each training thread, in MB; keep the sum below the service MemoryMax (512M in the shipped unit).' }),
+    recycleWorkerAfter: z.number().int().min(0).default(20).meta({
+      description:
+        'Trainings after which the training threads are replaced by fresh ones, giving back the memory they grew (a WebAssembly heap never shrinks); 0: never. Not applied to the native backend, whose addon loads once per process.',
+    }),
+    idleThreadSeconds: z.number().positive().default(30).meta({
+      description: 'A training thread idle this long exits and returns its memory; the next training starts a new one (about a second on a Pi).',
+    }),
+    threadNice: z.number().int().min(0).max(19).default(19).meta({
+      description:
+        'Nice value of the training threads (Linux sets it per thread), so that ingest and forecasts on the main thread get the CPU first; 0: the same priority as the rest of the daemon.',
+    }),
   })
   .strict();
 
@@ -263,6 +361,42 @@ const lifecycleSchema = z
   })
   .strict();
 
+const httpSchema = z
+  .object({
+    enabled: z.boolean().default(false).meta({ description: 'Serve /healthz, /readyz, /metrics (Prometheus), the JSON API under /api and the dashboard at /.' }),
+    host: z.string().min(1).default('127.0.0.1').meta({
+      description: 'Address to listen on. 127.0.0.1 keeps it on this machine; 0.0.0.0 (with a token) makes it reachable from the network.',
+    }),
+    port: z.number().int().min(0).max(65535).default(8765).meta({ description: 'TCP port (0: any free port, for tests).' }),
+    token: z.string().min(8).optional().meta({
+      description:
+        'Bearer token required on every path but /healthz (header "Authorization: Bearer <token>", or ?token= once in the browser, which sets a cookie). FORECASTD_HTTP_TOKEN overrides it.',
+    }),
+  })
+  .strict();
+
+const homeAssistantSchema = z
+  .object({
+    enabled: z.boolean().default(true).meta({
+      description: 'Home Assistant MQTT discovery: a device per forecast with its sensors, re-sent when Home Assistant restarts.',
+    }),
+    discoveryPrefix: z.string().regex(/^[^#+]+$/, 'no wildcards in discoveryPrefix').default('homeassistant').meta({
+      description: "Home Assistant's discovery prefix; its birth message is expected on <discoveryPrefix>/status.",
+    }),
+    deviceClasses: z.record(forecastName, z.string().regex(/^[a-z_]+$/)).default({}).meta({
+      description: 'Home Assistant device_class of the forecast sensors, by forecast name, e.g. {living_room: temperature}.',
+    }),
+  })
+  .strict();
+
+const statusSchema = z
+  .object({
+    intervalSeconds: z.number().int().min(5).max(86_400).default(60).meta({
+      description: 'The retained <baseTopic>/status document is published on every change and at least this often.',
+    }),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     mqtt: mqttSchema.prefault({}).meta({ description: 'The MQTT broker: readings come in from it, forecasts go out to it.' }),
@@ -273,6 +407,9 @@ export const configSchema = z
     model: modelRuntimeSchema.prefault({}).meta({ description: 'The TensorFlow.js runtime.' }),
     log: logSchema.prefault({}).meta({ description: 'Logging.' }),
     lifecycle: lifecycleSchema.prefault({}).meta({ description: 'Start and stop behaviour.' }),
+    http: httpSchema.prefault({}).meta({ description: 'The HTTP endpoint: health, Prometheus metrics, JSON API and dashboard. Off by default.' }),
+    homeAssistant: homeAssistantSchema.prefault({}).meta({ description: 'Home Assistant MQTT discovery.' }),
+    status: statusSchema.prefault({}).meta({ description: 'The retained status topic <baseTopic>/status.' }),
     forecasts: z.array(forecastSchema).default([]).meta({ description: 'The forecasts to train and publish; none by default.' }),
   })
   .strict()

@@ -6,7 +6,6 @@
  *
  * Each part receives only what it uses.
  */
-import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { availabilityTopic, connectBroker, disconnectBroker } from '../broker/connection.js';
 import type { Config, ForecastConfig } from '../config/schema.js';
@@ -23,8 +22,25 @@ import { Scheduler } from '../scheduler/scheduler.js';
 import { TrainingPool } from '../scheduler/trainingPool.js';
 import { TrainingRunner, type TrainingRequestOutcome } from '../scheduler/trainingRunner.js';
 import { openDatabase } from '../store/database.js';
+import { DeadLetterStore } from '../store/deadLetters.js';
+import { Housekeeping } from '../store/housekeeping.js';
 import { ModelVersionStore } from '../store/modelVersions.js';
 import { ReadingStore } from '../store/readings.js';
+import { RetentionJob } from '../store/retention.js';
+import { WriteMeter } from '../store/writeMeter.js';
+import { statSync } from 'node:fs';
+import { readinessCheck } from '../http/readiness.js';
+import { collectMetrics } from '../http/metrics.js';
+import { HttpServer } from '../http/server.js';
+import { Telemetry } from '../http/telemetry.js';
+import { HomeAssistantPublisher } from '../publish/homeAssistant.js';
+import { forecastdVersion, StatusPublisher, type DaemonView } from '../publish/status.js';
+import { ModelPinStore } from '../store/modelPins.js';
+import { PublishedForecastStore } from '../store/publishedForecasts.js';
+import { SeriesCatalog } from '../store/seriesCatalog.js';
+import { readProcessWriteBytes } from '../store/writeMeter.js';
+import { closeIntake, runShutdownSteps } from './shutdown.js';
+import { statePaths } from './paths.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -33,6 +49,8 @@ export interface DaemonOptions {
   onForecast?: (message: ForecastMessage) => void;
   onTrained?: (summary: TrainingSummary) => void;
   onProgress?: (progress: EpochProgress) => void;
+  /** The module that runs a training in a pool thread; tests substitute one that fails on purpose. */
+  trainingWorkerModule?: URL;
 }
 
 export interface Daemon {
@@ -41,18 +59,17 @@ export interface Daemon {
   readonly ingestor: Ingestor;
   readonly readings: ReadingStore;
   readonly trainings: TrainingRunner;
+  readonly pool: TrainingPool;
   readonly forecasts: ForecastJobs;
   readonly databasePath: string;
   readonly checkpointRoot: string;
+  /** Where the HTTP endpoint listens (http.enabled), e.g. http://127.0.0.1:8765; null when off or it could not listen. */
+  readonly httpUrl: string | null;
   train(forecast: string, reason?: string): TrainingRequestOutcome;
   issue(forecast: string): ForecastMessage | null;
   stop(): Promise<void>;
 }
 
-export const statePaths = (config: Config) => ({
-  databasePath: join(config.storage.stateDir, 'forecastd.db'),
-  checkpointRoot: join(config.storage.stateDir, 'checkpoints'),
-});
 
 /** A forecast without a model retries its first training this often while it warms up. */
 const WARM_UP_RETRY_MS = 10 * 60_000;
@@ -66,6 +83,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   if (quarantined) log.error({ quarantinedAs: quarantined }, 'started with an empty database after quarantining a corrupt one');
   const readings = new ReadingStore(db);
   const versions = new ModelVersionStore(db);
+  // The last published forecast per forecast, kept across restarts for the CLI, the API and the dashboard.
+  const published = new PublishedForecastStore(db);
+  const startedAt = clock();
+  const lastTicks = new Map<string, number>();
+  const telemetry = config.http.enabled ? new Telemetry({ readingsStored: () => ingestor.counters.stored }) : null;
 
   // Inference runs here on the main thread; the native addon is left to the (single) training thread.
   const { tf, name: backend, skipped } = await initBackend(config.model.backend, { allowNative: false });
@@ -81,13 +103,21 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     versions,
     clock,
     log: log.child({ component: 'forecast' }),
+    // Read at forecast time only, after `trainings` exists: a failed last training makes the forecast degraded.
+    trainingFailure: (name) => trainings.lastFailure.get(name),
     publish: (message) => {
       publisher.publish(message);
+      published.record(message);
       options.onForecast?.(message);
     },
   });
-  for (const forecast of config.forecasts) await forecasts.load(forecast);
+  for (const forecast of config.forecasts) {
+    // A model that cannot be read (a damaged checkpoint directory, a permission problem) must not stop
+    // ingest: the forecast serves nothing until its next training writes a good checkpoint.
+    await forecasts.load(forecast).catch((error: Error) => log.error({ forecast: forecast.name, err: error.message }, 'model could not be loaded; this forecast waits for its next training'));
+  }
 
+  const { deadLetter } = config.ingest;
   const ingestor = new Ingestor({
     store: readings,
     mapper: createTopicMapper(config.ingest.topics),
@@ -95,17 +125,26 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       maxPayloadBytes: config.ingest.maxPayloadBytes,
       maxFutureMs: config.ingest.maxFutureSeconds * 1000,
       maxAgeMs: config.ingest.maxAgeDays * 86_400_000,
+      maxReadings: config.ingest.maxReadingsPerMessage,
     },
     clock,
     log: log.child({ component: 'ingest' }),
+    deadLetters: deadLetter.enabled ? new DeadLetterStore(db, deadLetter, clock()) : undefined,
   });
-  subscribeIngest(client, ingestor, createTopicMapper(config.ingest.topics).filters, log.child({ component: 'ingest' }));
+  const subscription = subscribeIngest(client, ingestor, readings, createTopicMapper(config.ingest.topics).filters, log.child({ component: 'ingest' }));
 
   const forecastByName = (name: string): ForecastConfig | undefined => config.forecasts.find((forecast) => forecast.name === name);
   const pool = new TrainingPool({
     threads: config.scheduler.poolThreads,
     workerHeapMb: config.scheduler.workerHeapMb,
     nativeAllowed: config.model.backend === 'auto' || config.model.backend === 'native',
+    recycleAfter: config.scheduler.recycleWorkerAfter,
+    idleTimeoutMs: config.scheduler.idleThreadSeconds * 1000,
+    threadNice: config.scheduler.threadNice,
+    // A training gets a third of the shutdown budget to stop at a batch end before its thread is ended.
+    abortGraceMs: Math.round((config.lifecycle.shutdownTimeoutSeconds * 1000) / 3),
+    workerModule: options.trainingWorkerModule,
+    log: log.child({ component: 'training' }),
   });
   const trainings = new TrainingRunner({
     pool,
@@ -118,6 +157,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     onProgress: options.onProgress,
     onTrained: async (summary) => {
       versions.record(summary);
+      telemetry?.recordTraining(summary);
       const forecast = forecastByName(summary.forecast);
       if (forecast && (await forecasts.load(forecast))) forecasts.run(forecast);
       options.onTrained?.(summary);
@@ -127,7 +167,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const issue = (name: string): ForecastMessage | null => {
     const forecast = forecastByName(name);
     if (!forecast) return null;
-    if (!forecasts.hasModel(name) && forecast.training.onStart && !trainings.running.has(name)) {
+    lastTicks.set(name, clock());
+    // A forecast that a baseline serves because no model beat persistence retrains on its schedule, not every few minutes.
+    if (!forecasts.hasModel(name) && !forecasts.hasEvaluation(name) && forecast.training.onStart && !trainings.running.has(name)) {
       const failure = trainings.lastFailure.get(name);
       if (!failure || clock() - failure.at >= WARM_UP_RETRY_MS) trainings.request(name, 'warming_up');
     }
@@ -136,9 +178,123 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const scheduler = new Scheduler({ clock, log: log.child({ component: 'scheduler' }), train: (name, reason) => trainings.request(name, reason), issue });
   scheduler.start(config.forecasts);
+  const housekeeping = new Housekeeping({
+    retention: new RetentionJob(db, config.storage.retention, { clock }),
+    writeMeter: new WriteMeter(),
+    schedule: config.storage.retention.schedule,
+    log: log.child({ component: 'housekeeping' }),
+  });
+  housekeeping.start();
   for (const forecast of config.forecasts) {
     if (!forecasts.hasModel(forecast.name) && forecast.training.onStart) trainings.request(forecast.name, 'no_model_at_start');
   }
+
+  // What forecastd says about itself: the status topic, Home Assistant discovery, and (http.enabled) health,
+  // metrics, the JSON API and the dashboard. All read-only views of the parts above.
+  const lastMessage = (name: string): ForecastMessage | null => forecasts.lastIssued.get(name) ?? published.latest(name);
+  const view: DaemonView = {
+    version: forecastdVersion(),
+    startedAt,
+    backend,
+    baseTopic: config.mqtt.baseTopic,
+    clock,
+    brokerConnected: () => client.connected,
+    forecasts: () =>
+      config.forecasts.map((forecast) => ({
+        config: forecast,
+        hasModel: forecasts.hasModel(forecast.name),
+        serving: forecasts.choose(forecast),
+        lastIssued: lastMessage(forecast.name),
+        training: trainings.running.get(forecast.name) ?? null,
+        lastFailure: trainings.lastFailure.get(forecast.name) ?? null,
+        lastTraining: versions.latest(forecast.name)[0] ?? null,
+      })),
+  };
+  const catalog = new SeriesCatalog(db);
+  let homeAssistant: HomeAssistantPublisher | null = null;
+  const http = config.http.enabled
+    ? new HttpServer({
+        config: config.http,
+        log: log.child({ component: 'http' }),
+        view,
+        forecasts: config.forecasts,
+        readings,
+        catalog,
+        versions,
+        pins: new ModelPinStore(db),
+        lastMessage,
+        readiness: () =>
+          readinessCheck({
+            brokerConnected: () => client.connected,
+            brokerUrl: config.mqtt.url,
+            db,
+            forecasts: config.forecasts,
+            lastTick: (name) => lastTicks.get(name),
+            startedAt,
+            clock,
+          }),
+        metrics: () =>
+          collectMetrics({
+            view,
+            ingest: ingestor.counters,
+            trainingCounters: trainings.counters,
+            forecastCounters: forecasts.counters,
+            forecastsPublished: () => publisher.published,
+            database: () => {
+              let walBytes = 0;
+              try {
+                walBytes = statSync(`${databasePath}-wal`).size;
+              } catch {
+                // no WAL file right now
+              }
+              return { ...catalog.size(), walBytes };
+            },
+            writtenBytes: () => readProcessWriteBytes(),
+            tensorCount: () => tf.memory().numTensors,
+            telemetry: telemetry!,
+            homeAssistant: homeAssistant?.counters ?? null,
+          }),
+      })
+    : null;
+  const httpUrl = http
+    ? await http.start().catch((error: Error) => {
+        log.error({ host: config.http.host, port: config.http.port, err: error.message }, 'HTTP could not listen (is the port taken? set http.port); running without it');
+        return null;
+      })
+    : null;
+  telemetry?.start();
+  const statusPublisher = new StatusPublisher({ client, view, intervalSeconds: config.status.intervalSeconds, log: log.child({ component: 'status' }) });
+  if (config.homeAssistant.enabled) {
+    const reachable = httpUrl && !['127.0.0.1', '::1', 'localhost', '0.0.0.0', '::'].includes(config.http.host);
+    const ha = new HomeAssistantPublisher({
+      client,
+      config: config.homeAssistant,
+      forecasts: config.forecasts,
+      context: {
+        discoveryPrefix: config.homeAssistant.discoveryPrefix,
+        baseTopic: config.mqtt.baseTopic,
+        availabilityTopic: availabilityTopic(config.mqtt),
+        forecastTopicTemplate: config.publish.topicTemplate,
+        version: view.version,
+        deviceClasses: config.homeAssistant.deviceClasses,
+        configurationUrl: reachable ? `${httpUrl}/` : undefined,
+      },
+      lastMessage,
+      log: log.child({ component: 'homeassistant' }),
+    });
+    homeAssistant = ha;
+    statusPublisher.onPublish((doc) => ha.publishSummaries(doc));
+    // After subscribeIngest: it claims Home Assistant's birth topic from the ingest message handler.
+    ha.start();
+  }
+  statusPublisher.start();
+  const stopObservability = async () => {
+    statusPublisher.stop();
+    homeAssistant?.stop();
+    telemetry?.stop();
+    await http?.stop();
+  };
+
   log.info({ forecasts: config.forecasts.map((forecast) => forecast.name), availability: availabilityTopic(config.mqtt), stateDir: config.storage.stateDir }, 'forecastd started');
 
   let stopping: Promise<void> | null = null;
@@ -148,20 +304,37 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     ingestor,
     readings,
     trainings,
+    pool,
     forecasts,
     databasePath,
     checkpointRoot,
+    httpUrl,
     train: (name, reason = 'manual') => trainings.request(name, reason),
     issue,
     stop() {
+      // The order and its reasons: src/daemon/shutdown.ts.
       stopping ??= (async () => {
-        await scheduler.stop();
-        await trainings.stop();
-        await pool.close();
-        await disconnectBroker(client, config.mqtt);
-        forecasts.dispose();
-        db.close();
-        log.info('forecastd stopped');
+        const budgetMs = config.lifecycle.shutdownTimeoutSeconds * 1000;
+        const failed = await runShutdownSteps(
+          [
+            { name: 'close intake', run: () => closeIntake(client) },
+            // Readings already taken in are committed and acknowledged before anything else stops.
+            { name: 'commit pending readings', run: () => subscription.flush() },
+            { name: 'stop status, discovery and HTTP', run: () => stopObservability() },
+            { name: 'stop scheduler', run: () => scheduler.stop() },
+            { name: 'stop housekeeping', run: () => housekeeping.stop() },
+            { name: 'abort trainings', run: () => trainings.stop() },
+            { name: 'close training pool', run: () => pool.close() },
+            // A broker that is down would keep QoS 1 publishes waiting for ever: give it a share of the budget.
+            { name: 'disconnect broker', run: () => disconnectBroker(client, config.mqtt), timeoutMs: Math.round(budgetMs / 4) },
+            { name: 'force-close broker connection', run: () => void client.end(true) },
+            { name: 'dispose models', run: () => forecasts.dispose() },
+            { name: 'close database', run: () => db.close() },
+          ],
+          log.child({ component: 'shutdown' }),
+          { defaultTimeoutMs: Math.round(budgetMs / 2) },
+        );
+        log.info({ failedSteps: failed }, 'forecastd stopped');
       })();
       return stopping;
     },

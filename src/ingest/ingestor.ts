@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { SERIES_NAME } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { DeadLetterStore } from '../store/deadLetters.js';
 import type { ReadingStore } from '../store/readings.js';
 import { decodePayload, REJECTION_REASONS, type DecodeLimits, type RejectionReason } from './payload.js';
 import type { TopicMapper } from './topics.js';
@@ -9,6 +11,9 @@ export interface IngestCounters {
   stored: number;
   duplicates: number;
   rejected: Record<RejectionReason, number>;
+  /** Rejected messages written to the dead-letter table, and those that could not be. */
+  deadLettered: number;
+  deadLetterFailures: number;
 }
 
 /** At most one log line per reason per window, with the count of what it stood for. */
@@ -17,7 +22,8 @@ const REJECTION_LOG_WINDOW_MS = 10_000;
 /**
  * Turns one MQTT message into stored readings. Synchronous: when `handle` returns, the readings are
  * committed, so the caller may acknowledge the message. A bad payload is counted and rejected (and
- * acknowledged: a poison message must not be redelivered forever); only a storage failure throws.
+ * acknowledged: a poison message must not be redelivered forever), and kept as a dead letter when that is
+ * enabled; only a failure to store readings throws.
  */
 export class Ingestor {
   readonly counters: IngestCounters = {
@@ -25,20 +31,32 @@ export class Ingestor {
     stored: 0,
     duplicates: 0,
     rejected: Object.fromEntries(REJECTION_REASONS.map((reason) => [reason, 0])) as Record<RejectionReason, number>,
+    deadLettered: 0,
+    deadLetterFailures: 0,
   };
   private readonly lastRejectionLog = new Map<RejectionReason, { at: number; suppressed: number }>();
+  private lastDeadLetterFailureLog = { at: -Infinity, suppressed: 0 };
 
   constructor(
-    private readonly deps: { store: ReadingStore; mapper: TopicMapper; limits: DecodeLimits; clock: () => number; log: Logger },
+    private readonly deps: {
+      store: ReadingStore;
+      mapper: TopicMapper;
+      limits: DecodeLimits;
+      clock: () => number;
+      log: Logger;
+      /** When set, every rejected message is also written there (ingest.deadLetter.enabled). */
+      deadLetters?: Pick<DeadLetterStore, 'record'>;
+    },
   ) {}
 
   handle(topic: string, payload: Uint8Array): void {
     this.counters.received++;
     const now = this.deps.clock();
-    const series = this.deps.mapper.seriesFor(topic);
-    if (series === null) return this.reject('unknown_topic', topic, 'no topic rule names a valid series', now);
-    const decoded = decodePayload(payload, now, this.deps.limits);
-    if (!decoded.ok) return this.reject(decoded.reason, topic, decoded.detail, now);
+    const match = this.deps.mapper.match(topic);
+    if (!match.ok) return this.reject(match.reason, topic, match.detail, now, payload);
+    const decoded = decodePayload(payload, now, this.deps.limits, match.payload);
+    if (!decoded.ok) return this.reject(decoded.reason, topic, decoded.detail, now, payload);
+    const { series } = match;
     const readings = decoded.readings.map((reading) => ({
       series: reading.field === undefined ? series : `${series}.${reading.field}`,
       ts: reading.ts,
@@ -46,7 +64,7 @@ export class Ingestor {
     }));
     // A safe base name and a safe field can still add up to more than a series name may hold.
     if (readings.some((reading) => !SERIES_NAME.test(reading.series))) {
-      return this.reject('bad_series_name', topic, 'series name plus field name is longer than 128 characters', now);
+      return this.reject('bad_series_name', topic, 'series name plus field name is longer than 128 characters', now, payload);
     }
     const inserted = this.deps.store.insertMany(readings);
     this.counters.stored += inserted;
@@ -57,15 +75,43 @@ export class Ingestor {
     return Object.values(this.counters.rejected).reduce((sum, count) => sum + count, 0);
   }
 
-  private reject(reason: RejectionReason, topic: string, detail: string, now: number): void {
+  private reject(reason: RejectionReason, topic: string, detail: string, now: number, payload: Uint8Array): void {
     this.counters.rejected[reason]++;
+    this.deadLetter(reason, topic, now, payload);
     const last = this.lastRejectionLog.get(reason);
     if (last && now - last.at < REJECTION_LOG_WINDOW_MS) {
       last.suppressed++;
       return;
     }
-    // The topic is capped: it is attacker-controlled text. Payloads are never logged raw.
-    this.deps.log.warn({ reason, topic: topic.slice(0, 200), detail, suppressedSinceLast: last?.suppressed ?? 0 }, 'reading rejected');
+    // The topic is capped: it is attacker-controlled text. Payloads are never logged raw: their size and hash
+    // identify them (and find them in dead_letters, when it is enabled).
+    const payloadSha256 = createHash('sha256').update(payload).digest('hex');
+    this.deps.log.warn(
+      { reason, topic: topic.slice(0, 200), detail, payloadBytes: payload.byteLength, payloadSha256, suppressedSinceLast: last?.suppressed ?? 0 },
+      'reading rejected',
+    );
     this.lastRejectionLog.set(reason, { at: now, suppressed: 0 });
+  }
+
+  /**
+   * A dead letter is a diagnostic copy: when it cannot be written (disk full, database closed) the message is still
+   * rejected and acknowledged. Holding back the acknowledgement would have the broker redeliver a poison message,
+   * which can never be stored, for as long as the disk stays full.
+   */
+  private deadLetter(reason: RejectionReason, topic: string, now: number, payload: Uint8Array): void {
+    if (!this.deps.deadLetters) return;
+    try {
+      this.deps.deadLetters.record({ receivedAt: now, topic, reason, payload });
+      this.counters.deadLettered++;
+    } catch (error) {
+      this.counters.deadLetterFailures++;
+      const last = this.lastDeadLetterFailureLog;
+      if (now - last.at < REJECTION_LOG_WINDOW_MS) {
+        last.suppressed++;
+        return;
+      }
+      this.deps.log.warn({ err: (error as Error).message, suppressedSinceLast: last.suppressed }, 'could not write a dead letter; the message is rejected all the same');
+      this.lastDeadLetterFailureLog = { at: now, suppressed: 0 };
+    }
   }
 }

@@ -34,14 +34,14 @@ export class Forecaster {
    * Loads the newest checkpoint that passes verification and was built for the current model shape.
    * Returns null (with the reasons) when there is none: the caller then serves no model until a training.
    */
-  static async load(tf: Tf, store: CheckpointStore, shapeKey: string): Promise<{ forecaster: Forecaster | null; rejected: Array<{ id: string; reason: string }> }> {
+  static async load(tf: Tf, store: CheckpointStore, shapeKey: string, options: { fusedLstm?: boolean } = {}): Promise<{ forecaster: Forecaster | null; rejected: Array<{ id: string; reason: string }> }> {
     const loaded = await store.loadLatest();
     if (!loaded) return { forecaster: null, rejected: [] };
     const meta = loaded.content.meta as unknown as ModelMeta;
     if (meta.shapeKey !== shapeKey) {
       return { forecaster: null, rejected: [...loaded.rejected, { id: loaded.info.id, reason: 'built for another model configuration' }] };
     }
-    const model = await modelFromContent(tf, loaded.content);
+    const model = await modelFromContent(tf, loaded.content, options);
     return { forecaster: new Forecaster(tf, model, meta, loaded.info.id), rejected: loaded.rejected };
   }
 

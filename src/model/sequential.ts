@@ -7,6 +7,7 @@
  * sigmoid, glorotUniform kernels, unitForgetBias), so a model behaves as its Keras twin would.
  */
 import type { Tf } from './backend.js';
+import { fusedLstmLayer } from './fused/index.js';
 import type { ACTIVATIONS } from '../config/schema.js';
 
 export type Activation = (typeof ACTIVATIONS)[number];
@@ -93,15 +94,17 @@ export class Sequential {
     return outputShapes(this.stack).at(-1)!;
   }
 
-  build(tf: Tf, options: { seed?: number } = {}) {
+  /** `fusedLstm`: forecastd's fused kernel (src/model/fused) instead of tfjs's step-by-step LSTM; same maths and weights. */
+  build(tf: Tf, options: { seed?: number; fusedLstm?: boolean } = {}) {
     outputShapes(this.stack);
     const model = tf.sequential();
     this.stack.forEach((layer, index) => {
       const seed = options.seed === undefined ? undefined : options.seed + index;
       // tidy: unitForgetBias builds its initial bias from temporary tensors that tfjs does not free.
       if (layer.type === 'lstm') {
+        const makeLstm = options.fusedLstm ? (args: Parameters<Tf['layers']['lstm']>[0]) => fusedLstmLayer(tf, args) : tf.layers.lstm;
         tf.tidy(() => model.add(
-          tf.layers.lstm({
+          makeLstm({
             units: layer.units,
             activation: layer.activation ?? 'tanh',
             recurrentActivation: layer.recurrentActivation ?? 'sigmoid',

@@ -1,20 +1,59 @@
 /**
- * One training run of a forecast's model: history → windows → fit with a checkpoint at every epoch end
- * → evaluation against persistence on the held-out (newest) windows.
+ * One training run of a forecast's model: history → windows → fit (Keras callbacks: early stopping,
+ * reduce-LR-on-plateau, a checkpoint at every epoch end keeping the latest and the best) → evaluation of
+ * the new model, the serving one and every baseline on the same newest held-out windows → champion /
+ * challenger decision → the winner, if it is the new model, becomes the serving checkpoint.
  *
- * Runs wherever it is called from; the scheduler calls it inside a worker thread so that the main
- * thread keeps ingesting and forecasting.
+ * An interrupted run resumes from its last epoch checkpoint; otherwise a retrain can warm-start from
+ * the serving model's weights. Runs wherever it is called from; the scheduler calls it inside a worker
+ * thread so that the main thread keeps ingesting and forecasting.
  */
 import { createHash } from 'node:crypto';
+import type { LayersModel, Tensor } from '@tensorflow/tfjs';
 import type { ForecastConfig } from '../config/schema.js';
-import { alignDown, prepareTrainingData, type SeriesReadings, type WindowSet } from '../windowing/index.js';
+import {
+  alignDown,
+  cutWindows,
+  matrixColumn,
+  prepareTrainingData,
+  scaleMatrix,
+  TARGET_FEATURE,
+  windowsAtOrigins,
+  type ScalerStats,
+  type SeriesReadings,
+  type WindowSet,
+} from '../windowing/index.js';
 import type { BackendName, Tf } from './backend.js';
-import type { CheckpointStore } from './checkpoint.js';
+import { EarlyStopping, getLearningRate, ModelCheckpoint, ReduceLROnPlateau, type Callback, type Logs } from './callbacks.js';
+import type { CheckpointContent, CheckpointStore } from './checkpoint.js';
+import {
+  actualsAt,
+  baselinePredictions,
+  commonOrigins,
+  decidePromotion,
+  fitLinear,
+  maseScaleFor,
+  resolveSeason,
+  scoreMethods,
+  type Evaluation,
+  type Method,
+  type PromotionDecision,
+} from './evaluation/index.js';
+import { fit, type ArrayDataset } from './fit.js';
 import { modelSpecFor } from './fromConfig.js';
-import { errorSummary, persistenceForecast, type ErrorSummary } from './metrics.js';
-import { progressCallback, type EpochLogs, type Verbosity } from './progress.js';
-import { gatherRows, permutation, seededRandom } from './random.js';
-import { modelToContent } from './serialize.js';
+import type { ErrorSummary } from './metrics.js';
+import type { EpochLogs, Verbosity } from './progress.js';
+import { useFusedLstm } from './fused/index.js';
+import { modelFromContent, modelToContent } from './serialize.js';
+
+/** Where a checkpoint's run stood when it was written; absent in checkpoints of older forecastd versions. */
+export interface RunMeta {
+  /** False while the run may still continue: an interrupted run resumes from such a checkpoint. */
+  finished: boolean;
+  totalEpochs: number;
+  /** The learning rate the next epoch would use (after any reduction). */
+  learningRate: number;
+}
 
 /** What a checkpoint must carry so that inference rebuilds exactly the training's features. */
 export interface ModelMeta {
@@ -34,6 +73,7 @@ export interface ModelMeta {
   valLoss: number | null;
   backend: BackendName;
   dataRange: { fromMs: number; toMs: number };
+  run?: RunMeta;
 }
 
 export interface EpochProgress {
@@ -43,6 +83,7 @@ export interface EpochProgress {
   loss: number | null;
   valLoss: number | null;
   elapsedMs: number;
+  /** Time left if every remaining epoch runs; early stopping can make it shorter. */
   etaMs: number;
 }
 
@@ -52,23 +93,61 @@ export interface TrainingSummary {
   backend: BackendName;
   startedAt: number;
   durationMs: number;
+  /** Epochs run by this call (a resumed run counts only its own). */
   epochsCompleted: number;
   trainWindows: number;
   validationWindows: number;
   samplesPerSecond: number;
+  /** Per epoch of this call, training and validation loss (MSE on scaled values). */
   loss: number[];
   valLoss: number[];
+  /** Model and persistence on the held-out windows (kept for consumers of earlier versions; see `evaluation`). */
   metrics: { model: ErrorSummary; persistence: ErrorSummary } | null;
   dataRange: { fromMs: number; toMs: number };
+  /** The newest epoch checkpoint of this run. */
   checkpointId: string | null;
+  // The fields below are absent from the records of earlier forecastd versions.
+  /** `aborted`: stopped by the signal; its checkpoints stay unfinished, so the next run resumes it. */
+  status?: 'finished' | 'aborted';
+  /** The epoch this call started from: > 0 when it resumed an interrupted run. */
+  initialEpoch?: number;
+  /** Per epoch of this call, the learning rate used. */
+  learningRate?: number[];
+  /** 1-based epoch whose weights the model ended with (early stopping's best), null without validation. */
+  bestEpoch?: number | null;
+  stoppedEarly?: boolean;
+  resumedFrom?: { version: string; epoch: number; checkpoint: string } | null;
+  warmStartedFrom?: string | null;
+  configHash?: string;
+  shapeKey?: string;
+  featureNames?: string[];
+  scaler?: ScalerStats;
+  evaluation?: Evaluation | null;
+  decision?: PromotionDecision | null;
+  /** The serving checkpoint written when this model was promoted. */
+  servingCheckpointId?: string | null;
 }
 
 export class NotEnoughHistoryError extends Error {
   override name = 'NotEnoughHistoryError';
-  constructor(readonly forecast: string, readonly haveWindows: number, readonly needWindows: number, readonly neededSpanMs: number) {
-    super(`forecast "${forecast}" has ${haveWindows} training windows, needs at least ${needWindows} (about ${Math.ceil(neededSpanMs / 3_600_000)} h of history without long gaps)`);
+  constructor(
+    readonly forecast: string,
+    readonly haveWindows: number,
+    readonly needWindows: number,
+    readonly neededSpanMs: number,
+    /** How much more history is needed, and when it will be there if the sensor keeps reporting (estimates). */
+    readonly warmUp: { missingMs: number; readyAtMs: number } | null = null,
+  ) {
+    super(
+      `forecast "${forecast}" has ${haveWindows} training windows, needs at least ${needWindows} (about ${Math.ceil(neededSpanMs / 3_600_000)} h of history without long gaps)` +
+        (warmUp ? `; about ${Math.ceil(warmUp.missingMs / 3_600_000)} h more, ready around ${new Date(warmUp.readyAtMs).toISOString()}` : ''),
+    );
   }
 }
+
+/** Whether an error (or a message that crossed a thread) says "not enough history yet" rather than "broken". */
+export const isNotEnoughHistory = (error: { name?: string; message: string }) =>
+  error.name === 'NotEnoughHistoryError' || /training windows, needs at least/.test(error.message);
 
 /** Changes when anything that shapes the network or its inputs changes: an old checkpoint then no longer fits. */
 export function shapeKeyFor(forecast: ForecastConfig): string {
@@ -81,6 +160,11 @@ export function shapeKeyFor(forecast: ForecastConfig): string {
     calendar: forecast.calendar,
   };
   return createHash('sha256').update(JSON.stringify(shape)).digest('hex').slice(0, 16);
+}
+
+/** Changes with any setting of the forecast (model, training, evaluation): recorded with every version. */
+export function configHashFor(forecast: ForecastConfig): string {
+  return createHash('sha256').update(JSON.stringify(forecast)).digest('hex').slice(0, 16);
 }
 
 export function versionFor(forecast: string, startedAt: number): string {
@@ -98,6 +182,25 @@ export function trainingGrid(forecast: ForecastConfig, target: SeriesReadings, n
 
 export const MIN_TRAIN_WINDOWS = 32;
 
+/** Grid rows of gap-free history a first training needs. */
+export function historyNeededRows(forecast: ForecastConfig): number {
+  return Math.ceil((MIN_TRAIN_WINDOWS + forecast.steps + forecast.horizon) / (1 - forecast.training.validationSplit));
+}
+
+/**
+ * How much more history a forecast needs before its first training, and when that will be: the rows
+ * missing to the minimum, or (when gaps cost windows) one new window per interval of the training part.
+ */
+export function warmUpEstimate(forecast: ForecastConfig, grid: { gridStartMs: number; intervalMs: number; rows: number }, haveWindows: number): { missingMs: number; readyAtMs: number } {
+  const missingRows = Math.max(
+    historyNeededRows(forecast) - grid.rows,
+    Math.ceil((MIN_TRAIN_WINDOWS - haveWindows) / (1 - forecast.training.validationSplit)),
+    1,
+  );
+  const missingMs = missingRows * grid.intervalMs;
+  return { missingMs, readyAtMs: grid.gridStartMs + grid.rows * grid.intervalMs + missingMs };
+}
+
 export interface TrainingInput {
   tf: Tf;
   backend: BackendName;
@@ -105,53 +208,79 @@ export interface TrainingInput {
   /** [target, ...covariates], in the order of the config. */
   series: SeriesReadings[];
   nowMs: number;
+  /** The run's epoch checkpoints (the latest); an unfinished one here is resumed. */
   checkpoints: CheckpointStore;
+  /** The best epoch of the run by val_loss. */
+  best?: CheckpointStore;
+  /** The serving model: warm-start source, the champion to beat, and where a promoted model is written. */
+  serving?: CheckpointStore;
   verbose?: Verbosity;
   write?: (text: string) => void;
   onEpoch?: (progress: EpochProgress) => void;
   signal?: AbortSignal;
 }
 
-function toTensors(tf: Tf, set: WindowSet) {
-  return {
-    xs: tf.tensor3d(set.inputs, [set.count, set.steps, set.features]),
-    ys: tf.tensor2d(set.targets, [set.count, set.horizon]),
-  };
-}
+export const datasetOf = (set: WindowSet): ArrayDataset => ({
+  count: set.count,
+  x: set.inputs,
+  sampleShape: [set.steps, set.features],
+  y: set.targets,
+  targetSize: set.horizon,
+});
 
-/** Model and persistence errors in original units on the same windows. */
-function evaluate(tf: Tf, model: import('@tensorflow/tfjs').LayersModel, set: WindowSet, scaler: { mean: number[]; std: number[] }) {
-  if (set.count === 0) return null;
-  const predictedScaled = tf.tidy(() => {
-    const xs = tf.tensor3d(set.inputs, [set.count, set.steps, set.features]);
-    return model.predict(xs) as import('@tensorflow/tfjs').Tensor;
-  });
-  const raw = predictedScaled.dataSync() as Float32Array;
-  predictedScaled.dispose();
-  const { mean, std } = { mean: scaler.mean[0], std: scaler.std[0] };
-  const actual = new Float64Array(set.count * set.horizon);
-  const predicted = new Float64Array(set.count * set.horizon);
-  const anchors = new Float64Array(set.count);
-  for (let window = 0; window < set.count; window++) {
-    const anchor = set.anchors[window];
-    anchors[window] = anchor * std + mean;
-    for (let step = 0; step < set.horizon; step++) {
-      const index = window * set.horizon + step;
-      actual[index] = (set.targets[index] + anchor) * std + mean;
-      predicted[index] = (raw[index] + anchor) * std + mean;
+/** The model's forecasts for every window of `set`, in original units ([windows × horizon]). */
+export function predictOriginal(tf: Tf, model: LayersModel, set: WindowSet, scaler: ScalerStats, batch = 1024): Float64Array {
+  const out = new Float64Array(set.count * set.horizon);
+  const mean = scaler.mean[TARGET_FEATURE];
+  const std = scaler.std[TARGET_FEATURE];
+  const windowSize = set.steps * set.features;
+  for (let from = 0; from < set.count; from += batch) {
+    const to = Math.min(set.count, from + batch);
+    const prediction = tf.tidy(() => model.predict(tf.tensor3d(set.inputs.subarray(from * windowSize, to * windowSize), [to - from, set.steps, set.features])) as Tensor);
+    const raw = prediction.dataSync() as Float32Array;
+    prediction.dispose();
+    for (let window = from; window < to; window++) {
+      const anchor = set.anchors[window];
+      for (let step = 0; step < set.horizon; step++) {
+        const index = window * set.horizon + step;
+        out[index] = (raw[index - from * set.horizon] + anchor) * std + mean;
+      }
     }
   }
-  return {
-    model: errorSummary(actual, predicted, set.horizon),
-    persistence: errorSummary(actual, persistenceForecast(anchors, set.horizon), set.horizon),
-  };
+  return out;
+}
+
+interface LoadedModel {
+  content: CheckpointContent;
+  meta: ModelMeta;
+  id: string;
+}
+
+/** The newest checkpoint of an interrupted run that can continue with this configuration, or null. */
+async function resumableRun(store: CheckpointStore, shapeKey: string, epochs: number): Promise<LoadedModel | null> {
+  const latest = await store.loadLatest();
+  if (!latest) return null;
+  const meta = latest.content.meta as unknown as ModelMeta;
+  if (!meta.run || meta.run.finished || meta.shapeKey !== shapeKey || !(meta.epoch < epochs)) return null;
+  return { content: latest.content, meta, id: latest.info.id };
+}
+
+async function loadServing(store: CheckpointStore | undefined): Promise<LoadedModel | null> {
+  const loaded = await store?.loadLatest();
+  return loaded ? { content: loaded.content, meta: loaded.content.meta as unknown as ModelMeta, id: loaded.info.id } : null;
 }
 
 export async function trainForecastModel(input: TrainingInput): Promise<TrainingSummary> {
   const { tf, forecast, checkpoints } = input;
   const startedAt = input.nowMs;
   const clockStart = performance.now();
-  const version = versionFor(forecast.name, startedAt);
+  const shapeKey = shapeKeyFor(forecast);
+  const { epochs, batchSize } = forecast.training;
+  await checkpoints.removeStaleTemp();
+  await input.best?.removeStaleTemp();
+
+  const resume = await resumableRun(checkpoints, shapeKey, epochs);
+  const version = resume?.meta.version ?? versionFor(forecast.name, startedAt);
   const grid = trainingGrid(forecast, input.series[0], input.nowMs);
   const data = prepareTrainingData({
     ...grid,
@@ -162,28 +291,42 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
     horizon: forecast.horizon,
     validationFraction: forecast.training.validationSplit,
     relativeToLast: true,
+    // A resumed run's weights expect its inputs scaled as before.
+    scaler: resume?.meta.scaler,
   });
   if (data.train.count < MIN_TRAIN_WINDOWS) {
-    const neededRows = Math.ceil((MIN_TRAIN_WINDOWS + forecast.steps + forecast.horizon) / (1 - forecast.training.validationSplit));
-    throw new NotEnoughHistoryError(forecast.name, data.train.count, MIN_TRAIN_WINDOWS, neededRows * grid.intervalMs);
+    throw new NotEnoughHistoryError(forecast.name, data.train.count, MIN_TRAIN_WINDOWS, historyNeededRows(forecast) * grid.intervalMs, warmUpEstimate(forecast, grid, data.train.count));
   }
 
-  const model = modelSpecFor(forecast, data.names.length).build(tf, { seed: forecast.training.seed });
+  const champion = await loadServing(input.serving);
+  const championCompatible = champion !== null && champion.meta.shapeKey === shapeKey;
+  let model: LayersModel;
+  let initialEpoch = 0;
+  let warmStartedFrom: string | null = null;
+  const fusedLstm = useFusedLstm(input.backend, forecast.training.lstmImplementation);
+  if (resume) {
+    model = await modelFromContent(tf, resume.content, { fusedLstm });
+    initialEpoch = resume.meta.epoch;
+  } else if (forecast.training.warmStart && championCompatible) {
+    model = await modelFromContent(tf, champion.content, { fusedLstm });
+    warmStartedFrom = champion.meta.version;
+  } else {
+    model = modelSpecFor(forecast, data.names.length).build(tf, { seed: forecast.training.seed, fusedLstm });
+  }
   // An optimizer passed as an instance is not owned by the model: it is disposed below with the model.
-  const optimizer = tf.train.adam(forecast.training.learningRate);
+  const optimizer = tf.train.adam(resume?.meta.run?.learningRate ?? forecast.training.learningRate);
   model.compile({ optimizer, loss: 'meanSquaredError' });
-  const validation = data.validation.count > 0 ? toTensors(tf, data.validation) : null;
+
   const dataRange = { fromMs: grid.gridStartMs, toMs: grid.gridStartMs + grid.rows * grid.intervalMs };
-  const { epochs, batchSize } = forecast.training;
   const loss: number[] = [];
   const valLoss: number[] = [];
-  let checkpointId: string | null = null;
-  let abortedMidEpoch = false;
+  const learningRate: number[] = [];
+  const hasValidation = data.validation.count > 0;
 
-  const metaFor = (epoch: number, logs: EpochLogs | undefined): ModelMeta => ({
+  const metaFor = (epoch: number, logs: EpochLogs | undefined, finished: boolean): ModelMeta => ({
     version,
     forecast: forecast.name,
-    shapeKey: shapeKeyFor(forecast),
+    shapeKey,
     epoch,
     featureNames: data.names,
     scaler: data.scaler,
@@ -197,31 +340,36 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
     valLoss: logs?.val_loss ?? null,
     backend: input.backend,
     dataRange,
+    run: { finished, totalEpochs: epochs, learningRate: getLearningRate(model) },
   });
 
-  const progress = progressCallback(input.verbose ?? 0, {
-    epochs,
-    batchesPerEpoch: Math.ceil(data.train.count / batchSize),
-    write: input.write ?? ((text) => process.stdout.write(text)),
-  });
-  const abortWatcher = {
-    onBatchEnd: async () => {
-      if (input.signal?.aborted) {
-        abortedMidEpoch = true;
-        model.stopTraining = true;
-      }
+  const { earlyStopping: stopping, reduceLrOnPlateau: plateau } = forecast.training;
+  const earlyStopping = stopping.enabled && hasValidation
+    ? new EarlyStopping({ patience: stopping.patience, minDelta: stopping.minDelta, restoreBestWeights: stopping.restoreBestWeights })
+    : null;
+  const reduceLr = plateau.enabled && hasValidation
+    ? new ReduceLROnPlateau({ factor: plateau.factor, patience: plateau.patience, minDelta: plateau.minDelta, cooldown: plateau.cooldown, minLr: plateau.minLr })
+    : null;
+  let checkpointId: string | null = null;
+  const checkpointer = new ModelCheckpoint({
+    latest: checkpoints,
+    best: input.best,
+    meta: (epoch, logs, finished) => metaFor(epoch + 1, logs, finished) as unknown as Record<string, unknown>,
+    onSaved: ({ latest }) => {
+      checkpointId = latest.id;
     },
-  };
-  // Checkpoint at every epoch end, so an interrupted training keeps its last completed epoch.
-  const checkpointer = {
-    onEpochEnd: async (epoch: number, logs?: EpochLogs) => {
-      // tfjs still calls onEpochEnd after a stop inside the epoch: that half epoch is not a checkpoint.
-      if (abortedMidEpoch) return;
+  });
+  let learningRateAtEpochBegin = getLearningRate(model);
+  const reporter: Callback = {
+    onEpochBegin: () => {
+      learningRateAtEpochBegin = getLearningRate(model);
+    },
+    onEpochEnd: (epoch: number, logs?: Logs) => {
       loss.push(logs?.loss ?? NaN);
       if (logs?.val_loss !== undefined) valLoss.push(logs.val_loss);
-      const info = await checkpoints.save(await modelToContent(tf, model, metaFor(epoch + 1, logs) as unknown as Record<string, unknown>), epoch + 1);
-      checkpointId = info.id;
+      learningRate.push(learningRateAtEpochBegin);
       const elapsedMs = performance.now() - clockStart;
+      const done = epoch + 1 - initialEpoch;
       input.onEpoch?.({
         forecast: forecast.name,
         epoch: epoch + 1,
@@ -229,57 +377,168 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
         loss: logs?.loss ?? null,
         valLoss: logs?.val_loss ?? null,
         elapsedMs,
-        etaMs: (elapsedMs / (epoch + 1)) * (epochs - epoch - 1),
+        etaMs: (elapsedMs / done) * (epochs - epoch - 1),
       });
     },
   };
+  // Keras order: EarlyStopping before the checkpoint, so that the checkpoint knows whether its epoch is the last.
+  const callbacks = [earlyStopping, reduceLr, checkpointer, reporter].filter((callback): callback is NonNullable<typeof callback> => callback !== null);
 
-  // Shuffling inside the training part only, with our own seeded permutation (tfjs shuffles with
-  // Math.random), one fit() call per epoch.
-  const random = seededRandom(forecast.training.seed ?? Math.floor(Math.random() * 2 ** 32));
-  const inputLength = data.train.steps * data.train.features;
   try {
-    for (let epoch = 0; epoch < epochs && !abortedMidEpoch && !input.signal?.aborted; epoch++) {
-      const order = permutation(data.train.count, random);
-      const xs = tf.tensor3d(gatherRows(data.train.inputs, inputLength, order), [data.train.count, data.train.steps, data.train.features]);
-      const ys = tf.tensor2d(gatherRows(data.train.targets, data.train.horizon, order), [data.train.count, data.train.horizon]);
-      try {
-        await model.fit(xs, ys, {
-          initialEpoch: epoch,
-          epochs: epoch + 1,
-          batchSize,
-          shuffle: false,
-          verbose: 0,
-          validationData: validation ? [validation.xs, validation.ys] : undefined,
-          callbacks: [progress, abortWatcher, checkpointer],
-        });
-      } finally {
-        xs.dispose();
-        ys.dispose();
-      }
-    }
-    const metrics = validation ? evaluate(tf, model, data.validation, data.scaler) : null;
-    const durationMs = performance.now() - clockStart;
-    return {
+    const result = await fit(tf, model, datasetOf(data.train), {
+      epochs,
+      initialEpoch,
+      batchSize,
+      validationData: hasValidation ? datasetOf(data.validation) : undefined,
+      // Shuffling inside the training part only, with our own seeded permutation (tfjs shuffles with Math.random).
+      seed: forecast.training.seed,
+      verbose: input.verbose ?? 0,
+      write: input.write,
+      callbacks,
+      signal: input.signal,
+    });
+    const bestEpoch = earlyStopping?.restoreBestWeights && earlyStopping.bestEpoch >= 0 ? earlyStopping.bestEpoch + 1 : hasValidation && result.epochsRun > 0 ? result.nextEpoch : null;
+    const base = {
       forecast: forecast.name,
       version,
       backend: input.backend,
       startedAt,
-      durationMs,
       epochsCompleted: loss.length,
+      initialEpoch,
       trainWindows: data.train.count,
       validationWindows: data.validation.count,
-      samplesPerSecond: (data.train.count * loss.length) / (durationMs / 1000),
       loss,
       valLoss,
-      metrics,
+      learningRate,
+      bestEpoch,
+      stoppedEarly: result.stoppedEarly,
+      resumedFrom: resume ? { version: resume.meta.version, epoch: resume.meta.epoch, checkpoint: resume.id } : null,
+      warmStartedFrom,
+      configHash: configHashFor(forecast),
+      shapeKey,
+      featureNames: data.names,
+      scaler: data.scaler,
       dataRange,
       checkpointId,
     };
+    const finish = (rest: { status: 'finished' | 'aborted'; metrics: TrainingSummary['metrics']; evaluation: Evaluation | null; decision: PromotionDecision | null; servingCheckpointId: string | null }): TrainingSummary => {
+      const durationMs = performance.now() - clockStart;
+      return { ...base, ...rest, durationMs, samplesPerSecond: (data.train.count * loss.length) / (durationMs / 1000) };
+    };
+    if (result.aborted) return finish({ status: 'aborted', metrics: null, evaluation: null, decision: null, servingCheckpointId: null });
+
+    const evaluation = hasValidation ? await evaluateOnHeldOut({ tf, forecast, data, model, champion: championCompatible ? champion : null, gridStartMs: grid.gridStartMs }) : null;
+    const decision = evaluation
+      ? decidePromotion({
+          evaluation,
+          challengerVersion: version,
+          championVersion: champion?.meta.version ?? null,
+          championIncompatible: champion !== null && !championCompatible,
+        })
+      : unverifiedDecision(version, championCompatible ? champion.meta.version : null);
+    let servingCheckpointId: string | null = null;
+    if (decision.promoted && input.serving) {
+      const finalEpoch = bestEpoch ?? initialEpoch + loss.length;
+      const content = await modelToContent(tf, model, metaFor(finalEpoch, { loss: loss.at(-1), val_loss: valLoss.at(-1) }, true) as unknown as Record<string, unknown>);
+      servingCheckpointId = (await input.serving.save(content, finalEpoch)).id;
+    }
+    const metrics = evaluation?.methods.model && evaluation.methods.persistence
+      ? { model: errorPart(evaluation.methods.model), persistence: errorPart(evaluation.methods.persistence) }
+      : null;
+    return finish({ status: 'finished', metrics, evaluation, decision, servingCheckpointId });
   } finally {
     optimizer.dispose();
-    validation?.xs.dispose();
-    validation?.ys.dispose();
     model.dispose();
   }
 }
+
+const errorPart = ({ mae, rmse, maeByStep }: ErrorSummary): ErrorSummary => ({ mae, rmse, maeByStep });
+
+/** Without held-out windows nothing can be compared: a first model serves unverified, a champion stays. */
+function unverifiedDecision(version: string, championVersion: string | null): PromotionDecision {
+  const promoted = championVersion === null;
+  return {
+    promoted,
+    servingVersion: promoted ? version : championVersion,
+    servedBy: 'model',
+    modelBeatsPersistence: false,
+    bestBaseline: null,
+    reason: promoted ? 'no held-out windows (validationSplit 0): the first model serves unverified' : 'no held-out windows (validationSplit 0): the serving model is kept',
+  };
+}
+
+/**
+ * The new model, the serving one (with its own scaler, on the same origins) and every baseline on the
+ * newest held-out windows, in original units.
+ */
+async function evaluateOnHeldOut(input: {
+  tf: Tf;
+  forecast: ForecastConfig;
+  data: ReturnType<typeof prepareTrainingData>;
+  model: LayersModel;
+  champion: LoadedModel | null;
+  gridStartMs: number;
+}): Promise<Evaluation | null> {
+  const { tf, forecast, data, model } = input;
+  const { horizon, steps } = forecast;
+  const y = matrixColumn(data.matrix, data.rows, data.features, TARGET_FEATURE);
+  const season = resolveSeason(forecast.evaluation.seasonLength, forecast.interval, y.subarray(0, data.splitRow));
+  const { origins, season: seasonUsed } = commonOrigins(y, data.validation.originRows, horizon, season.length);
+  if (origins.length === 0) return null;
+  const heldOut = origins.length === data.validation.count ? data.validation : windowsAtOrigins(data.validation, origins);
+
+  const predictions: Partial<Record<Method, Float64Array>> = { model: predictOriginal(tf, model, heldOut, data.scaler) };
+  if (input.champion) {
+    const championPredictions = await predictWithCheckpoint(tf, input.champion, data, origins);
+    if (championPredictions) predictions.champion = championPredictions;
+  }
+  const linear = fitLinear(y, data.train.originRows, { steps, horizon, ridge: forecast.evaluation.linearRidge, scale: data.scaler.std[TARGET_FEATURE] });
+  Object.assign(predictions, baselinePredictions(y, origins, horizon, { season: seasonUsed, linear }));
+  const maseScale = maseScaleFor(y, data.splitRow, seasonUsed ?? season.length);
+  const methods = scoreMethods({
+    actual: actualsAt(y, origins, horizon),
+    horizon,
+    predictions,
+    levels: forecast.evaluation.intervals,
+    maseScale: maseScale?.mae ?? null,
+    targetStd: data.scaler.std[TARGET_FEATURE],
+  });
+  const intervalMs = forecast.interval * 1000;
+  return {
+    windows: origins.length,
+    fromMs: input.gridStartMs + origins[0] * intervalMs,
+    toMs: input.gridStartMs + origins[origins.length - 1] * intervalMs,
+    horizon,
+    levels: [...forecast.evaluation.intervals],
+    season: seasonUsed === season.length ? season : { length: null, source: 'none' },
+    maseScale,
+    targetStd: data.scaler.std[TARGET_FEATURE],
+    methods,
+    linear,
+    championVersion: input.champion?.meta.version ?? null,
+  };
+}
+
+/** A checkpointed model's forecasts at `origins`, its inputs scaled with its own scaler. Null when its windows differ. */
+async function predictWithCheckpoint(tf: Tf, loaded: LoadedModel, data: ReturnType<typeof prepareTrainingData>, origins: Int32Array): Promise<Float64Array | null> {
+  const { meta } = loaded;
+  if (meta.scaler.mean.length !== data.features) return null;
+  const scaled = scaleMatrix(data.matrix, data.rows, data.features, meta.scaler);
+  const windows = cutWindows(scaled, data.rows, data.features, {
+    steps: meta.steps,
+    horizon: meta.horizon,
+    targetFeature: TARGET_FEATURE,
+    relativeToLast: meta.relativeToLast,
+    firstOrigin: origins[0],
+    lastOrigin: origins[origins.length - 1],
+  });
+  const selected = windowsAtOrigins(windows, origins);
+  if (selected.count !== origins.length) return null;
+  const model = await modelFromContent(tf, loaded.content);
+  try {
+    return predictOriginal(tf, model, selected, meta.scaler);
+  } finally {
+    model.dispose();
+  }
+}
+

@@ -1,7 +1,18 @@
 import { formatDuration } from '../config/duration.js';
 import type { BackendName } from '../model/backend.js';
+import { levelKey, type Readiness, type ServedBy } from '../model/evaluation/index.js';
 import type { ForecastResult } from '../model/forecaster.js';
 import type { TrainingSummary } from '../model/training.js';
+
+export type { Readiness, ServedBy };
+
+export interface ForecastPointMessage {
+  ts: string;
+  value: number;
+  /** Per interval level, keyed by percent ("80", "95"): the conformal bounds; absent without a calibration. */
+  lower?: Record<string, number>;
+  upper?: Record<string, number>;
+}
 
 /** The JSON document consumers (Home Assistant, Node-RED, dashboards) receive for each forecast. */
 export interface ForecastMessage {
@@ -12,16 +23,52 @@ export interface ForecastMessage {
   intervalSeconds: number;
   origin: string;
   lastObserved: number;
-  points: Array<{ ts: string; value: number }>;
+  /**
+   * ready: a model that beats persistence on the newest held-out windows made this forecast;
+   * degraded: no model beats persistence, or the last training failed (see `readinessReason`), and
+   * `servedBy` says what made it instead. (warming_up forecasts are not published: see the status topic.)
+   */
+  readiness: Readiness;
+  readinessReason: string;
+  servedBy: ServedBy;
+  points: ForecastPointMessage[];
+  /** How `lower` / `upper` were made, or null when there is no calibration yet. */
+  intervals: { levels: number[]; method: 'conformal'; calibrationWindows: number } | null;
   model: {
+    /**
+     * With servedBy `model`: the serving model's version. With a baseline: the version of the training
+     * whose evaluation chose that baseline ("" when there is none yet, e.g. the first training failed).
+     */
     version: string;
     trainedAt: string | null;
-    validation: { mae: number; rmse: number; persistenceMae: number } | null;
+    /** Scores on the newest held-out windows of the last evaluation, original units. */
+    validation: {
+      mae: number;
+      rmse: number;
+      persistenceMae: number;
+      mase: number | null;
+      seasonalNaiveMae: number | null;
+      linearMae: number | null;
+      windows: number;
+    } | null;
   };
   backend: BackendName;
 }
 
 const round = (value: number) => Math.round(value * 1e4) / 1e4;
+const roundOrNull = (value: number | null | undefined) => (value === null || value === undefined || !Number.isFinite(value) ? null : round(value));
+
+export interface MessageEvaluation {
+  /** Scores of what served (model or baseline) and of persistence on the same windows. */
+  served: { mae: number; rmse: number; mase: number | null };
+  persistenceMae: number;
+  seasonalNaiveMae: number | null;
+  linearMae: number | null;
+  windows: number;
+  levels: number[];
+  /** [level][step] half-widths of the served method. */
+  intervalWidths: number[][];
+}
 
 export function forecastMessage(input: {
   forecast: string;
@@ -32,8 +79,28 @@ export function forecastMessage(input: {
   version: string;
   training: TrainingSummary | null;
   backend: BackendName;
+  readiness?: Readiness;
+  readinessReason?: string;
+  servedBy?: ServedBy;
+  evaluation?: MessageEvaluation | null;
 }): ForecastMessage {
-  const metrics = input.training?.metrics;
+  const evaluation = input.evaluation ?? null;
+  const legacy = input.training?.metrics;
+  const widths = evaluation && evaluation.intervalWidths.length === evaluation.levels.length ? evaluation.intervalWidths : null;
+  const points = input.result.points.map((point, step): ForecastPointMessage => {
+    const out: ForecastPointMessage = { ts: new Date(point.ts).toISOString(), value: round(point.value) };
+    if (widths && evaluation) {
+      out.lower = {};
+      out.upper = {};
+      evaluation.levels.forEach((level, index) => {
+        const width = widths[index][step];
+        if (!Number.isFinite(width)) return;
+        out.lower![levelKey(level)] = round(point.value - width);
+        out.upper![levelKey(level)] = round(point.value + width);
+      });
+    }
+    return out;
+  });
   return {
     forecast: input.forecast,
     target: input.target,
@@ -42,11 +109,27 @@ export function forecastMessage(input: {
     intervalSeconds: input.intervalSeconds,
     origin: new Date(input.result.originMs).toISOString(),
     lastObserved: round(input.result.lastObserved),
-    points: input.result.points.map((point) => ({ ts: new Date(point.ts).toISOString(), value: round(point.value) })),
+    readiness: input.readiness ?? 'ready',
+    readinessReason: input.readinessReason ?? 'no evaluation recorded for this model',
+    servedBy: input.servedBy ?? 'model',
+    points,
+    intervals: widths && evaluation ? { levels: evaluation.levels, method: 'conformal', calibrationWindows: evaluation.windows } : null,
     model: {
       version: input.version,
       trainedAt: input.training ? new Date(input.training.startedAt).toISOString() : null,
-      validation: metrics ? { mae: round(metrics.model.mae), rmse: round(metrics.model.rmse), persistenceMae: round(metrics.persistence.mae) } : null,
+      validation: evaluation
+        ? {
+            mae: round(evaluation.served.mae),
+            rmse: round(evaluation.served.rmse),
+            persistenceMae: round(evaluation.persistenceMae),
+            mase: roundOrNull(evaluation.served.mase),
+            seasonalNaiveMae: roundOrNull(evaluation.seasonalNaiveMae),
+            linearMae: roundOrNull(evaluation.linearMae),
+            windows: evaluation.windows,
+          }
+        : legacy
+          ? { mae: round(legacy.model.mae), rmse: round(legacy.model.rmse), persistenceMae: round(legacy.persistence.mae), mase: null, seasonalNaiveMae: null, linearMae: null, windows: 0 }
+          : null,
     },
     backend: input.backend,
   };

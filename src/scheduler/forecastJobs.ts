@@ -1,26 +1,53 @@
 import type { ForecastConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { BackendName, Tf } from '../model/backend.js';
-import { CheckpointStore } from '../model/checkpoint.js';
-import { Forecaster } from '../model/forecaster.js';
-import { shapeKeyFor, type TrainingSummary } from '../model/training.js';
-import { forecastMessage, type ForecastMessage } from '../publish/forecastMessage.js';
+import {
+  bestBaseline,
+  linearAt,
+  persistenceAt,
+  readinessOf,
+  seasonalNaiveAt,
+  type MethodEvaluation,
+  type Readiness,
+  type ServedBy,
+} from '../model/evaluation/index.js';
+import { Forecaster, type ForecastResult } from '../model/forecaster.js';
+import { useFusedLstm } from '../model/fused/index.js';
+import { forecastCheckpoints } from '../model/stores.js';
+import { isNotEnoughHistory, shapeKeyFor, type TrainingSummary } from '../model/training.js';
+import { forecastMessage, type ForecastMessage, type MessageEvaluation } from '../publish/forecastMessage.js';
 import type { ModelVersionStore } from '../store/modelVersions.js';
 import type { ReadingStore } from '../store/readings.js';
+import { alignDown, fillShortGaps, resampleMean } from '../windowing/index.js';
 
-interface ServingModel {
-  forecaster: Forecaster;
-  training: TrainingSummary | null;
+interface ForecastState {
+  /** The serving LSTM, when its checkpoint loads. */
+  forecaster: Forecaster | null;
+  /** The newest recorded training with an evaluation: it says what serves (model or a baseline) and holds the baselines. */
+  record: TrainingSummary | null;
+  /** The recorded training of the serving model's own version (its training time, its evaluation). */
+  servingRecord: TrainingSummary | null;
 }
 
+export interface ServingChoice {
+  servedBy: ServedBy;
+  readiness: Readiness;
+  reason: string;
+}
+
+/** A forecast's readiness for a status display: while warming up nothing serves, and the reason says why. */
+export type ForecastReadiness = ServingChoice | { servedBy: null; readiness: 'warming_up'; reason: string };
+
 /**
- * Issues forecasts on the main thread from the newest good checkpoint of each forecast. Inference is
- * milliseconds, so it never waits for a training that runs in the pool.
+ * Issues forecasts on the main thread. What serves each forecast follows the newest evaluation:
+ * the serving model when it beats persistence on the newest held-out windows, else the best baseline
+ * (flagged `degraded`). Inference is milliseconds, so it never waits for a training in the pool.
  */
 export class ForecastJobs {
-  private readonly serving = new Map<string, ServingModel>();
+  private readonly states = new Map<string, ForecastState>();
+  private readonly loggedDecisions = new Map<string, string>();
   readonly lastIssued = new Map<string, ForecastMessage>();
-  readonly counters = { issued: 0, skippedNoModel: 0, skippedGap: 0, checkpointsRejected: 0 };
+  readonly counters = { issued: 0, issuedByBaseline: 0, skippedNoModel: 0, skippedGap: 0, checkpointsRejected: 0 };
 
   constructor(
     private readonly deps: {
@@ -32,42 +59,110 @@ export class ForecastJobs {
       clock: () => number;
       log: Logger;
       publish: (message: ForecastMessage) => void;
+      /** The last training's failure, if the last training of this forecast failed. */
+      trainingFailure?: (forecast: string) => { message: string; kind?: string } | undefined;
     },
   ) {}
 
+  /** Whether a model (LSTM) checkpoint serves this forecast. */
   hasModel(name: string): boolean {
-    return this.serving.has(name);
+    return this.states.get(name)?.forecaster != null;
   }
 
-  /** (Re)loads the newest good checkpoint; a corrupt one is skipped for the previous good one. */
+  /** Whether a finished training has evaluated this forecast (then a baseline can serve even without a model). */
+  hasEvaluation(name: string): boolean {
+    return this.states.get(name)?.record?.decision != null;
+  }
+
+  /**
+   * (Re)loads the serving checkpoint (a corrupt one is skipped for the previous good one) and the newest
+   * evaluation. True when the forecast has something to serve: a model, or baselines from an evaluation.
+   */
   async load(forecast: ForecastConfig): Promise<boolean> {
-    const store = new CheckpointStore(this.deps.checkpointRoot, forecast.name, { keep: forecast.training.keepCheckpoints });
-    await store.removeStaleTemp();
-    const { forecaster, rejected } = await Forecaster.load(this.deps.tf, store, shapeKeyFor(forecast));
+    const { serving } = forecastCheckpoints(this.deps.checkpointRoot, forecast);
+    await serving.removeStaleTemp();
+    const shapeKey = shapeKeyFor(forecast);
+    const fusedLstm = useFusedLstm(this.deps.backend, forecast.training.lstmImplementation);
+    const { forecaster, rejected } = await Forecaster.load(this.deps.tf, serving, shapeKey, { fusedLstm });
     this.counters.checkpointsRejected += rejected.length;
     for (const problem of rejected) this.deps.log.warn({ forecast: forecast.name, checkpoint: problem.id, reason: problem.reason }, 'checkpoint rejected');
-    if (!forecaster) return false;
-    const training = this.deps.versions.latest(forecast.name).find((summary) => summary.version === forecaster.meta.version) ?? null;
-    this.serving.get(forecast.name)?.forecaster.dispose();
-    this.serving.set(forecast.name, { forecaster, training });
-    this.deps.log.info({ forecast: forecast.name, version: forecaster.meta.version, checkpoint: forecaster.checkpointId }, 'model loaded');
-    return true;
+    const recent = this.deps.versions.latest(forecast.name, 5);
+    // An evaluation of another model shape (steps, horizon, ...) says nothing about this configuration.
+    const record = recent.find((summary) => summary.decision && summary.shapeKey === shapeKey) ?? null;
+    const servingRecord = forecaster ? this.deps.versions.get(forecaster.meta.version) : null;
+    this.states.get(forecast.name)?.forecaster?.dispose();
+    this.states.set(forecast.name, { forecaster, record, servingRecord });
+    if (forecaster) this.deps.log.info({ forecast: forecast.name, version: forecaster.meta.version, checkpoint: forecaster.checkpointId }, 'model loaded');
+    this.logDecision(forecast.name, record);
+    return forecaster !== null || record !== null;
   }
 
-  /** Makes and publishes one forecast; returns it, or null when there is no model or the input has a gap. */
+  private logDecision(name: string, record: TrainingSummary | null): void {
+    if (!record?.decision || this.loggedDecisions.get(name) === record.version) return;
+    this.loggedDecisions.set(name, record.version);
+    const { promoted, servedBy, servingVersion, reason } = record.decision;
+    const fields = { forecast: name, version: record.version, promoted, servedBy, servingVersion, reason };
+    if (promoted) this.deps.log.info(fields, 'new model promoted: it serves now');
+    else if (servedBy === 'model') this.deps.log.warn(fields, 'new model not promoted: the current one keeps serving');
+    else this.deps.log.warn(fields, `no model beats persistence: ${servedBy.replace('_', ' ')} serves (degraded)`);
+  }
+
+  /** What serves this forecast now, and how ready it is; null while warming up (nothing is published then). */
+  choose(forecast: ForecastConfig): ServingChoice | null {
+    const readiness = this.readiness(forecast);
+    return readiness.servedBy === null ? null : readiness;
+  }
+
+  /**
+   * warming_up (no evaluation yet; the reason carries the last "not enough history" message, which says
+   * how much more is needed and when it will be there), ready, or degraded, with what serves.
+   */
+  readiness(forecast: ForecastConfig): ForecastReadiness {
+    const state = this.states.get(forecast.name);
+    const failure = this.deps.trainingFailure?.(forecast.name) ?? null;
+    const notEnoughHistory = failure !== null && (failure.kind === 'not_enough_history' || isNotEnoughHistory(failure));
+    const decision = state?.record?.decision ?? null;
+    let servedBy: ServedBy | null;
+    if (state?.forecaster) servedBy = decision ? decision.servedBy : 'model';
+    else if (decision) servedBy = decision.servedBy === 'model' ? bestBaseline(state!.record!.evaluation?.methods ?? {})?.method ?? 'persistence' : decision.servedBy;
+    else servedBy = failure && !notEnoughHistory ? 'persistence' : null;
+    const { readiness, reason } = readinessOf({
+      hasEvaluation: decision !== null || Boolean(state?.forecaster),
+      servedBy,
+      lastTrainingFailure: failure && !notEnoughHistory ? failure.message : null,
+      notEnoughHistory,
+    });
+    if (servedBy === null || readiness === 'warming_up') {
+      return { servedBy: null, readiness: 'warming_up', reason: notEnoughHistory ? failure!.message : reason };
+    }
+    if (readiness === 'ready' && !decision) return { servedBy, readiness, reason: 'no evaluation recorded for this model (trained before evaluations were kept)' };
+    if (servedBy !== 'model' && decision?.servedBy === 'model' && !state?.forecaster) {
+      return { servedBy, readiness: 'degraded', reason: `the serving model ${decision.servingVersion} could not be loaded: ${servedBy.replace('_', ' ')} serves` };
+    }
+    return { servedBy, readiness, reason };
+  }
+
+  /** Makes and publishes one forecast; returns it, or null while warming up or when the input has a gap. */
   run(forecast: ForecastConfig): ForecastMessage | null {
-    const model = this.serving.get(forecast.name);
-    if (!model) {
+    const choice = this.choose(forecast);
+    if (!choice) {
       this.counters.skippedNoModel++;
       return null;
     }
+    const state = this.states.get(forecast.name);
     const now = this.deps.clock();
-    const range = model.forecaster.inputRange(now);
-    const series = [forecast.target, ...forecast.covariates].map((name) => this.deps.readings.read(name, range.fromMs, range.toMs));
-    const result = model.forecaster.predict(series, now);
+    const forecaster = choice.servedBy === 'model' ? state?.forecaster ?? null : null;
+    let result: ForecastResult | null;
+    if (forecaster) {
+      const range = forecaster.inputRange(now);
+      const series = [forecast.target, ...forecast.covariates].map((name) => this.deps.readings.read(name, range.fromMs, range.toMs));
+      result = forecaster.predict(series, now);
+    } else {
+      result = this.baselineForecast(forecast, choice.servedBy, state?.record ?? null, now);
+    }
     if (!result) {
       this.counters.skippedGap++;
-      this.deps.log.warn({ forecast: forecast.name }, 'no forecast: the input window has a gap longer than maxGapSteps (sensor silent?)');
+      this.deps.log.warn({ forecast: forecast.name, servedBy: choice.servedBy }, 'no forecast: the input window has a gap longer than maxGapSteps (sensor silent?)');
       return null;
     }
     const message = forecastMessage({
@@ -76,18 +171,78 @@ export class ForecastJobs {
       issuedAtMs: now,
       intervalSeconds: forecast.interval,
       result,
-      version: model.forecaster.meta.version,
-      training: model.training,
+      version: forecaster?.meta.version ?? state?.record?.version ?? '',
+      training: forecaster ? state?.servingRecord ?? null : state?.record ?? null,
       backend: this.deps.backend,
+      readiness: choice.readiness,
+      readinessReason: choice.reason,
+      servedBy: choice.servedBy,
+      evaluation: this.messageEvaluation(state ?? null, choice.servedBy),
     });
     this.deps.publish(message);
     this.lastIssued.set(forecast.name, message);
     this.counters.issued++;
+    if (!forecaster) this.counters.issuedByBaseline++;
     return message;
   }
 
+  /** The scores and interval widths of what serves, from the evaluation that measured it. */
+  private messageEvaluation(state: ForecastState | null, servedBy: ServedBy): MessageEvaluation | null {
+    let source: TrainingSummary | null = state?.record ?? null;
+    let scores: MethodEvaluation | undefined;
+    if (servedBy === 'model') {
+      const version = state?.forecaster?.meta.version;
+      const decision = source?.decision;
+      if (source && decision && decision.servingVersion === version) scores = decision.promoted ? source.evaluation?.methods.model : source.evaluation?.methods.champion;
+      if (!scores) {
+        // The newest evaluation did not measure this model: fall back to the one made when it was trained.
+        source = state?.servingRecord ?? null;
+        scores = source?.evaluation?.methods.model;
+      }
+    } else {
+      scores = source?.evaluation?.methods[servedBy];
+    }
+    const evaluation = source?.evaluation;
+    if (!scores || !evaluation?.methods.persistence) return null;
+    return {
+      served: { mae: scores.mae, rmse: scores.rmse, mase: scores.mase },
+      persistenceMae: evaluation.methods.persistence.mae,
+      seasonalNaiveMae: evaluation.methods.seasonal_naive?.mae ?? null,
+      linearMae: evaluation.methods.linear?.mae ?? null,
+      windows: evaluation.windows,
+      levels: evaluation.levels,
+      intervalWidths: scores.intervalWidths,
+    };
+  }
+
+  /** A baseline's forecast from the newest readings, built on the same grid (resampled, short gaps filled) as the model's. */
+  private baselineForecast(forecast: ForecastConfig, servedBy: ServedBy, record: TrainingSummary | null, now: number): ForecastResult | null {
+    const intervalMs = forecast.interval * 1000;
+    const originMs = alignDown(now, intervalMs);
+    const season = record?.evaluation?.season.length ?? null;
+    const linear = record?.evaluation?.linear ?? null;
+    const history = servedBy === 'seasonal_naive' && season ? season : servedBy === 'linear' && linear ? linear.lags + 1 : 1;
+    const rows = history + forecast.maxGapSteps + 1;
+    const fromMs = originMs - rows * intervalMs;
+    const target = this.deps.readings.read(forecast.target, fromMs, originMs);
+    const column = fillShortGaps(resampleMean(target.timestampsMs, target.values, fromMs, intervalMs, rows), forecast.maxGapSteps);
+    const out = new Float64Array(forecast.horizon);
+    const ok =
+      servedBy === 'seasonal_naive' && season
+        ? seasonalNaiveAt(column, rows, forecast.horizon, season, out)
+        : servedBy === 'linear' && linear && linear.horizon === forecast.horizon
+          ? linearAt(linear, column, rows, out)
+          : persistenceAt(column, rows, forecast.horizon, out);
+    if (!ok || !Number.isFinite(column[rows - 1])) return null;
+    return {
+      originMs,
+      lastObserved: column[rows - 1],
+      points: Array.from(out, (value, step) => ({ ts: originMs + step * intervalMs, value })),
+    };
+  }
+
   dispose(): void {
-    for (const model of this.serving.values()) model.forecaster.dispose();
-    this.serving.clear();
+    for (const state of this.states.values()) state.forecaster?.dispose();
+    this.states.clear();
   }
 }

@@ -18,6 +18,7 @@ export class Scheduler {
   private readonly cronTasks: ScheduledTask[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
+  readonly counters = { trainingTicks: 0, forecastTicks: 0, forecastErrors: 0 };
 
   constructor(
     private readonly deps: {
@@ -30,7 +31,7 @@ export class Scheduler {
 
   start(forecasts: ReadonlyArray<ForecastConfig>): void {
     for (const forecast of forecasts) {
-      const task = cron.schedule(forecast.training.schedule, () => this.deps.train(forecast.name, 'schedule'), {
+      const task = cron.schedule(forecast.training.schedule, () => this.trainingTick(forecast.name), {
         name: `train:${forecast.name}`,
         timezone: forecast.training.timezone,
       });
@@ -40,13 +41,25 @@ export class Scheduler {
     }
   }
 
+  private trainingTick(name: string): void {
+    this.counters.trainingTicks++;
+    try {
+      this.deps.train(name, 'schedule');
+    } catch (error) {
+      // A throwing tick must not end the cron job (nor, through an unhandled error, the daemon).
+      this.deps.log.error({ forecast: name, err: (error as Error).message }, 'training could not be requested');
+    }
+  }
+
   private armForecastTimer(forecast: ForecastConfig): void {
     if (this.stopped) return;
     const timer = setTimeout(() => {
       this.timers.delete(timer);
+      this.counters.forecastTicks++;
       try {
         this.deps.issue(forecast.name);
       } catch (error) {
+        this.counters.forecastErrors++;
         this.deps.log.error({ forecast: forecast.name, err: (error as Error).message }, 'forecast failed');
       }
       this.armForecastTimer(forecast);

@@ -33,6 +33,50 @@ const MIGRATIONS: string[] = [
      summary TEXT NOT NULL
    ) STRICT;
    CREATE INDEX model_versions_forecast ON model_versions(forecast, created_at);`,
+  // Rejected MQTT messages, kept (when ingest.deadLetter.enabled) for diagnosis; owned by store/deadLetters.ts.
+  `CREATE TABLE dead_letters (
+     id INTEGER PRIMARY KEY,
+     received_at INTEGER NOT NULL,
+     topic TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     payload BLOB NOT NULL,
+     payload_bytes INTEGER NOT NULL,
+     sha256 TEXT NOT NULL
+   ) STRICT;
+   CREATE INDEX dead_letters_received_at ON dead_letters(received_at);`,
+  // The last forecast published per forecast (store/publishedForecasts.ts), so the CLI, the API and the dashboard
+  // have one after a restart; and a model version pinned by hand (store/modelPins.ts, `forecastd models --promote`).
+  `CREATE TABLE published_forecasts (
+     forecast TEXT PRIMARY KEY,
+     issued_at INTEGER NOT NULL,
+     message TEXT NOT NULL
+   ) STRICT;
+   CREATE TABLE model_pins (
+     forecast TEXT PRIMARY KEY,
+     version TEXT NOT NULL,
+     pinned_at INTEGER NOT NULL,
+     reason TEXT NOT NULL
+   ) STRICT;`,
+  // What each training was and how it scored next to the baselines on the same held-out windows, queryable
+  // without parsing the summary JSON (store/modelVersions.ts). One model_metrics row per method and version.
+  `ALTER TABLE model_versions ADD COLUMN config_hash TEXT;
+   ALTER TABLE model_versions ADD COLUMN data_from INTEGER;
+   ALTER TABLE model_versions ADD COLUMN data_to INTEGER;
+   ALTER TABLE model_versions ADD COLUMN promoted INTEGER;
+   ALTER TABLE model_versions ADD COLUMN served_by TEXT;
+   ALTER TABLE model_versions ADD COLUMN decision TEXT;
+   CREATE TABLE model_metrics (
+     version TEXT NOT NULL,
+     method TEXT NOT NULL,
+     windows INTEGER NOT NULL,
+     mae REAL NOT NULL,
+     rmse REAL NOT NULL,
+     mase REAL,
+     mse_scaled REAL,
+     by_step TEXT NOT NULL,
+     coverage TEXT,
+     PRIMARY KEY (version, method)
+   ) STRICT, WITHOUT ROWID;`,
 ];
 
 export interface OpenOptions {

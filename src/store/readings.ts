@@ -1,4 +1,19 @@
+import type Database from 'better-sqlite3';
 import type { Db } from './database.js';
+
+/** Readings of one series as parallel arrays; only the first `length` entries count. */
+export interface SeriesColumn {
+  series: string;
+  timestampsMs: Float64Array;
+  values: Float64Array;
+  length: number;
+}
+
+/**
+ * Rows per multi-row INSERT in `insertColumns`. better-sqlite3 costs about a microsecond per call on a small board,
+ * so a backfill binds many rows per call; 128 × 3 parameters stays far below SQLite's variable limit.
+ */
+const BULK_ROWS = 128;
 
 export interface SeriesData {
   name: string;
@@ -15,6 +30,7 @@ export class ReadingStore {
   private readonly selectRange;
   private readonly selectLatest;
   private readonly countAll;
+  private readonly insertTransaction: (readings: ReadonlyArray<{ series: string; ts: number; value: number }>) => number;
 
   constructor(private readonly db: Db) {
     this.insertSeries = db.prepare('INSERT INTO series(name) VALUES (?) ON CONFLICT(name) DO NOTHING');
@@ -23,6 +39,16 @@ export class ReadingStore {
     this.selectRange = db.prepare('SELECT ts, v FROM readings WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts').raw();
     this.selectLatest = db.prepare('SELECT ts, v FROM readings WHERE series_id = ? ORDER BY ts DESC LIMIT 1');
     this.countAll = db.prepare('SELECT count(*) FROM readings').pluck();
+    // Built once: better-sqlite3 builds four wrapper functions per db.transaction() call.
+    // Called inside an open group it runs as a savepoint.
+    this.insertTransaction = db.transaction((readings: ReadonlyArray<{ series: string; ts: number; value: number }>) => {
+      let inserted = 0;
+      for (const reading of readings) {
+        const id = this.seriesId(reading.series, true)!;
+        inserted += this.insertReading.run(id, reading.ts, reading.value).changes;
+      }
+      return inserted;
+    });
   }
 
   seriesId(name: string, create: boolean): number | undefined {
@@ -39,14 +65,30 @@ export class ReadingStore {
    * Synchronous on purpose: the MQTT acknowledgement is sent only after this returns.
    */
   insertMany(readings: ReadonlyArray<{ series: string; ts: number; value: number }>): number {
-    let inserted = 0;
-    this.db.transaction(() => {
-      for (const reading of readings) {
-        const id = this.seriesId(reading.series, true)!;
-        inserted += this.insertReading.run(id, reading.ts, reading.value).changes;
-      }
-    })();
-    return inserted;
+    return this.insertTransaction(readings);
+  }
+
+
+  /**
+   * Group commit: readings of many messages in one transaction, so that one commit (and one WAL write)
+   * serves many acknowledgements. Each insertMany inside the group is a savepoint of its own.
+   */
+  beginGroup(): void {
+    if (!this.db.inTransaction) this.db.exec('BEGIN');
+  }
+
+  get inGroup(): boolean {
+    return this.db.inTransaction;
+  }
+
+  commitGroup(): void {
+    if (this.db.inTransaction) this.db.exec('COMMIT');
+  }
+
+  rollbackGroup(): void {
+    if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    // Series created inside the rolled-back group no longer exist.
+    this.seriesIds.clear();
   }
 
   read(name: string, fromMs: number, toMs: number): SeriesData {
@@ -70,5 +112,55 @@ export class ReadingStore {
 
   count(): number {
     return this.countAll.get() as number;
+  }
+
+  // Statements for backfill and export, prepared on first use: the daemon never needs them.
+  private bulkInsert?: (columns: readonly SeriesColumn[]) => number;
+  private selectRows?: Database.Statement;
+
+  /**
+   * Stores backfilled readings, one column of parallel arrays per series, in one transaction (creating the series
+   * that are new); returns how many readings were new (duplicates are no-ops).
+   */
+  insertColumns(columns: readonly SeriesColumn[]): number {
+    if (!this.bulkInsert) {
+      const many = this.db.prepare(`INSERT INTO readings(series_id, ts, v) VALUES ${Array(BULK_ROWS).fill('(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`);
+      const one = this.insertReading;
+      const params: number[] = new Array(BULK_ROWS * 3);
+      this.bulkInsert = this.db.transaction((batch: readonly SeriesColumn[]) => {
+        let inserted = 0;
+        for (const { series, timestampsMs, values, length } of batch) {
+          if (length === 0) continue;
+          const id = this.seriesId(series, true)!;
+          let row = 0;
+          for (; row + BULK_ROWS <= length; row += BULK_ROWS) {
+            for (let k = 0; k < BULK_ROWS; k++) {
+              params[3 * k] = id;
+              params[3 * k + 1] = timestampsMs[row + k];
+              params[3 * k + 2] = values[row + k];
+            }
+            inserted += many.run(params).changes;
+          }
+          for (; row < length; row++) inserted += one.run(id, timestampsMs[row], values[row]).changes;
+        }
+        return inserted;
+      });
+    }
+    return this.bulkInsert(columns);
+  }
+
+  /**
+   * The readings of several series in [fromMs, toMs), ordered by time and then by the series' position in `names`:
+   * yields [ts, position, value]. Series that do not exist yield nothing. Do not write through this connection
+   * while iterating.
+   */
+  *iterateRows(names: readonly string[], fromMs: number, toMs: number): IterableIterator<[ts: number, position: number, value: number]> {
+    this.selectRows ??= this.db
+      .prepare(
+        `SELECT r.ts, j.key, r.v FROM json_each(?) AS j JOIN series AS s ON s.name = j.value
+         JOIN readings AS r ON r.series_id = s.id AND r.ts >= ? AND r.ts < ? ORDER BY r.ts, j.key`,
+      )
+      .raw();
+    yield* this.selectRows.iterate(JSON.stringify(names), Math.floor(fromMs), Math.ceil(toMs)) as IterableIterator<[number, number, number]>;
   }
 }

@@ -35,6 +35,8 @@ export interface TrainingDataInput extends FeatureMatrixInput {
   horizon: number;
   validationFraction: number;
   relativeToLast: boolean;
+  /** Reuse these statistics instead of fitting new ones (a resumed training must see its inputs scaled as before). */
+  scaler?: ScalerStats;
 }
 
 export interface TrainingData {
@@ -44,6 +46,9 @@ export interface TrainingData {
   validation: WindowSet;
   splitRow: number;
   rows: number;
+  /** The unscaled feature matrix, row-major [rows, features]: baselines and metrics work in original units. */
+  matrix: Float64Array;
+  features: number;
 }
 
 /** The index of the target in every feature matrix, scaler and window set. */
@@ -90,11 +95,7 @@ export function prepareTrainingData(input: TrainingDataInput): TrainingData {
   const { names, matrix, rows, features } = buildFeatureMatrix(input);
   const splitRow = splitRowFor(rows, validationFraction);
 
-  const scaler = fitScaler(matrix, rows, features, splitRow);
-  for (let f = input.series.length; f < features; f++) {
-    scaler.mean[f] = 0;
-    scaler.std[f] = 1;
-  }
+  const scaler = input.scaler ?? fitFeatureScaler(matrix, rows, features, splitRow, input.series.length);
 
   const scaled = scaleMatrix(matrix, rows, features, scaler);
   const windows = cutWindows(scaled, rows, features, {
@@ -104,5 +105,22 @@ export function prepareTrainingData(input: TrainingDataInput): TrainingData {
     relativeToLast,
   });
   const { train, validation } = splitWindows(windows, splitRow);
-  return { names, scaler, train, validation, splitRow, rows };
+  return { names, scaler, train, validation, splitRow, rows, matrix, features };
+}
+
+/** The scaler of a feature matrix fitted on rows [0, fitRows): z-scores for the series, identity for calendar columns. */
+export function fitFeatureScaler(matrix: Float64Array, rows: number, features: number, fitRows: number, seriesCount: number): ScalerStats {
+  const scaler = fitScaler(matrix, rows, features, fitRows);
+  for (let f = seriesCount; f < features; f++) {
+    scaler.mean[f] = 0;
+    scaler.std[f] = 1;
+  }
+  return scaler;
+}
+
+/** Column `feature` of a row-major [rows, features] matrix. */
+export function matrixColumn(matrix: Float64Array, rows: number, features: number, feature: number): Float64Array {
+  const column = new Float64Array(rows);
+  for (let row = 0; row < rows; row++) column[row] = matrix[row * features + feature];
+  return column;
 }

@@ -57,3 +57,37 @@ export function subsetWindows(set: WindowSet, from: number, to: number): WindowS
     originRows: set.originRows.slice(from, to),
   };
 }
+
+/** The windows whose targets all lie in rows [fromRow, toRow): origin >= fromRow and origin + horizon <= toRow. */
+export function windowsInRange(set: WindowSet, fromRow: number, toRow: number): WindowSet {
+  let first = 0;
+  while (first < set.count && set.originRows[first] < fromRow) first++;
+  let end = first;
+  while (end < set.count && set.originRows[end] + set.horizon <= toRow) end++;
+  return subsetWindows(set, first, end);
+}
+
+/** The windows at the given origins (a subset of the set's, in increasing order); unknown origins are ignored. */
+export function windowsAtOrigins(set: WindowSet, origins: ArrayLike<number>): WindowSet {
+  const wanted = new Set(Array.from(origins));
+  const indices: number[] = [];
+  for (let w = 0; w < set.count; w++) if (wanted.has(set.originRows[w])) indices.push(w);
+  const windowSize = set.steps * set.features;
+  const out: WindowSet = {
+    count: indices.length,
+    steps: set.steps,
+    features: set.features,
+    horizon: set.horizon,
+    inputs: new Float32Array(indices.length * windowSize),
+    targets: new Float32Array(indices.length * set.horizon),
+    anchors: new Float32Array(indices.length),
+    originRows: new Int32Array(indices.length),
+  };
+  indices.forEach((w, i) => {
+    out.inputs.set(set.inputs.subarray(w * windowSize, (w + 1) * windowSize), i * windowSize);
+    out.targets.set(set.targets.subarray(w * set.horizon, (w + 1) * set.horizon), i * set.horizon);
+    out.anchors[i] = set.anchors[w];
+    out.originRows[i] = set.originRows[w];
+  });
+  return out;
+}

@@ -309,7 +309,7 @@ describe('config JSON schema', () => {
 
   it('describes every section and refuses unknown keys', () => {
     assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
-    assert.deepEqual(Object.keys(schema.properties), ['mqtt', 'ingest', 'storage', 'publish', 'scheduler', 'model', 'log', 'lifecycle', 'forecasts']);
+    assert.deepEqual(Object.keys(schema.properties), ['mqtt', 'ingest', 'storage', 'publish', 'scheduler', 'model', 'log', 'lifecycle', 'http', 'homeAssistant', 'status', 'forecasts']);
     assert.equal(schema.additionalProperties, false);
     assert.equal(schema.properties.mqtt.properties?.url.default, 'mqtt://127.0.0.1:1883');
   });

@@ -5,7 +5,13 @@ import { after, before, describe, it } from 'node:test';
 import { initBackend, type BackendName, type Tf } from '../../src/model/backend.js';
 import { CheckpointStore, type CheckpointInfo } from '../../src/model/checkpoint.js';
 import { Forecaster } from '../../src/model/forecaster.js';
+import { forecastCheckpoints } from '../../src/model/stores.js';
 import { shapeKeyFor, trainForecastModel } from '../../src/model/training.js';
+import { createLogger } from '../../src/log.js';
+import { ForecastJobs } from '../../src/scheduler/forecastJobs.js';
+import { openDatabase } from '../../src/store/database.js';
+import { ModelVersionStore } from '../../src/store/modelVersions.js';
+import { ReadingStore } from '../../src/store/readings.js';
 import type { SeriesReadings } from '../../src/windowing/index.js';
 import { forecastConfig, HOUR_MS, NOW_MS, ORIGIN_MS, prng, removeTempDirs, sineSeries, tempDir } from './fixtures.js';
 
@@ -263,5 +269,51 @@ describe('tensor hygiene across trainings and loads', () => {
     const growth = [afterFirst - start, afterSecond - afterFirst, afterThird - afterSecond];
     assert.equal(afterSecond, afterFirst, `tensors left per training: ${growth.join(', ')}`);
     assert.equal(afterThird, afterFirst, `tensors left per training: ${growth.join(', ')}`);
+  });
+
+  it('1,000 forecast cycles and 3 retrains in one process (the daemon path: train → record → load → issue) leave numTensors where it started', async (t) => {
+    const tiny = forecastConfig({
+      steps: 8,
+      horizon: 3,
+      layers: [{ type: 'lstm', units: 4 }, { type: 'dense' }],
+      training: { epochs: 2, batchSize: 64, learningRate: 0.01, seed: 4 },
+    });
+    const { db } = openDatabase({ path: ':memory:', synchronous: 'NORMAL' });
+    const readings = new ReadingStore(db);
+    const versions = new ModelVersionStore(db);
+    const history = sineSeries({ points: 200, noise: 0.3, seed: 6 });
+    readings.insertMany(Array.from(history.timestampsMs, (ts, index) => ({ series: history.name, ts, value: history.values[index] })));
+    let clock = NOW_MS;
+    const root = tempDir('forecastd-hygiene-');
+    const jobs = new ForecastJobs({ tf, backend, checkpointRoot: root, readings, versions, clock: () => clock, log: createLogger('silent'), publish: () => undefined });
+    const stores = forecastCheckpoints(root, tiny);
+    const startTensors = tf.memory().numTensors;
+    const startRss = process.memoryUsage().rss;
+    const servedBy = new Map<string, number>();
+    let cycles = 0;
+    try {
+      for (let retrain = 0; retrain < 3; retrain++) {
+        const series = readings.read(history.name, clock - 30 * 24 * HOUR_MS, clock);
+        const summary = await trainForecastModel({ tf, backend, forecast: tiny, series: [series], nowMs: clock, checkpoints: stores.latest, best: stores.best, serving: stores.serving });
+        versions.record(summary);
+        assert.ok(await jobs.load(tiny));
+        for (let cycle = 0; cycle < (retrain < 2 ? 333 : 334); cycle++) {
+          // A new reading in the bucket that just closed, then the tick.
+          readings.insertMany([{ series: history.name, ts: clock - 50 * 60_000, value: 20 + 5 * Math.sin((2 * Math.PI * (clock / HOUR_MS)) / 24) }]);
+          const message = jobs.run(tiny);
+          assert.ok(message, `cycle ${cycles}`);
+          servedBy.set(message.servedBy, (servedBy.get(message.servedBy) ?? 0) + 1);
+          cycles++;
+          clock += HOUR_MS;
+        }
+      }
+    } finally {
+      jobs.dispose();
+      db.close();
+    }
+    assert.equal(cycles, 1000);
+    const rssGrowthMb = (process.memoryUsage().rss - startRss) / 2 ** 20;
+    t.diagnostic(`1,000 forecasts (${[...servedBy].map(([name, count]) => `${count} by ${name}`).join(', ')}) and 3 retrains: numTensors ${startTensors} -> ${tf.memory().numTensors}, RSS growth ${rssGrowthMb.toFixed(1)} MB`);
+    assert.equal(tf.memory().numTensors, startTensors, 'every tensor of the trainings, the loads and the forecasts is released');
   });
 });

@@ -4,6 +4,7 @@ import { initBackend, type BackendName, type Tf } from '../../src/model/backend.
 import { CheckpointStore } from '../../src/model/checkpoint.js';
 import { Forecaster } from '../../src/model/forecaster.js';
 import { modelFromContent } from '../../src/model/serialize.js';
+import { forecastCheckpoints } from '../../src/model/stores.js';
 import {
   MIN_TRAIN_WINDOWS,
   NotEnoughHistoryError,
@@ -39,7 +40,8 @@ describe('trainForecastModel on a periodic series (sine, period 24 steps, 1 h in
     steps: 12,
     horizon: 6,
     layers: [{ type: 'lstm', units: 16 }, { type: 'dense' }],
-    training: { epochs: EPOCHS, batchSize: 32, learningRate: 0.01, seed: 7, validationSplit: 0.2 },
+    // Without early stopping, so that every epoch runs and is checkpointed.
+    training: { epochs: EPOCHS, batchSize: 32, learningRate: 0.01, seed: 7, validationSplit: 0.2, earlyStopping: { enabled: false } },
   });
   const series = sineSeries({ points: 600, noise: 0.5, seed: 42 });
   const progress: EpochProgress[] = [];
@@ -137,6 +139,9 @@ describe('trainForecastModel: not enough history', () => {
         assert.ok(error.neededSpanMs > 30 * HOUR_MS);
         assert.match(error.message, new RegExp(`"${forecast.name}" has ${error.haveWindows} training windows, needs at least ${MIN_TRAIN_WINDOWS}`));
         assert.match(error.message, /about \d+ h of history/);
+        // Warming up says how much more and when: 54 rows are needed, 30 are there.
+        assert.deepEqual(error.warmUp, { missingMs: 24 * HOUR_MS, readyAtMs: ORIGIN_MS + 24 * HOUR_MS });
+        assert.match(error.message, new RegExp(`about 24 h more, ready around ${new Date(ORIGIN_MS + 24 * HOUR_MS).toISOString()}`));
         return true;
       },
     );
@@ -256,5 +261,138 @@ describe('trainForecastModel: reproducibility', () => {
     const first = await run();
     const second = await run();
     assert.deepEqual(second, first);
+  });
+});
+
+describe('trainForecastModel: an interrupted training resumes from its last epoch checkpoint', () => {
+  const forecast = tinyForecast({ epochs: 5, earlyStopping: { enabled: false }, reduceLrOnPlateau: { enabled: false } });
+  const series = (hoursLater: number) => [sineSeries({ points: 200 + hoursLater, endMs: ORIGIN_MS + hoursLater * HOUR_MS, noise: 0.2 })];
+
+  it('resumes the weights, the epoch count, the version and the scaler; a finished run is not resumed', async () => {
+    const latest = new CheckpointStore(tempDir(), 'run', { keep: 10 });
+    const controller = new AbortController();
+    const first = await trainForecastModel({
+      tf, backend, forecast, series: series(0), nowMs: NOW_MS, checkpoints: latest, signal: controller.signal,
+      onEpoch: (event) => {
+        if (event.epoch === 2) controller.abort();
+      },
+    });
+    assert.equal(first.status, 'aborted');
+    assert.equal(first.epochsCompleted, 2);
+    assert.equal(first.evaluation, null, 'an interrupted run is not evaluated (nor promoted)');
+    const interrupted = (await latest.loadLatest())!;
+    const meta = interrupted.content.meta as unknown as ModelMeta;
+    assert.equal(meta.epoch, 2);
+    assert.deepEqual(meta.run, { finished: false, totalEpochs: 5, learningRate: forecast.training.learningRate });
+
+    // The next run (an hour later, with an hour more of data) continues it.
+    const epochsSeen: number[] = [];
+    const second = await trainForecastModel({
+      tf, backend, forecast, series: series(1), nowMs: NOW_MS + HOUR_MS, checkpoints: latest,
+      onEpoch: (event) => epochsSeen.push(event.epoch),
+    });
+    assert.equal(second.status, 'finished');
+    assert.equal(second.initialEpoch, 2);
+    assert.deepEqual(epochsSeen, [3, 4, 5]);
+    assert.equal(second.epochsCompleted, 3);
+    assert.deepEqual(second.resumedFrom, { version: first.version, epoch: 2, checkpoint: interrupted.info.id });
+    assert.equal(second.version, first.version, 'the same run, continued');
+    assert.deepEqual(second.scaler, meta.scaler, 'the resumed weights see their inputs scaled as before');
+    assert.ok(second.loss[0] < first.loss[0], `resumed from trained weights: epoch 3 loss ${second.loss[0]} < epoch 1 loss ${first.loss[0]}`);
+    const done = (await latest.loadLatest())!;
+    assert.equal(done.info.epoch, 5);
+    assert.equal((done.content.meta as unknown as ModelMeta).run?.finished, true);
+
+    const third = await trainForecastModel({ tf, backend, forecast, series: series(2), nowMs: NOW_MS + 2 * HOUR_MS, checkpoints: latest });
+    assert.equal(third.initialEpoch, 0);
+    assert.equal(third.resumedFrom, null);
+    assert.notEqual(third.version, first.version);
+  });
+
+  it('an interrupted run of another model shape is not resumed', async () => {
+    const latest = new CheckpointStore(tempDir(), 'run', { keep: 10 });
+    const controller = new AbortController();
+    await trainForecastModel({
+      tf, backend, forecast, series: series(0), nowMs: NOW_MS, checkpoints: latest, signal: controller.signal,
+      onEpoch: () => controller.abort(),
+    });
+    const reshaped = tinyForecast({ epochs: 2 }, { steps: 10 });
+    const summary = await trainForecastModel({ tf, backend, forecast: reshaped, series: series(0), nowMs: NOW_MS, checkpoints: latest });
+    assert.equal(summary.initialEpoch, 0);
+    assert.equal(summary.resumedFrom, null);
+  });
+});
+
+describe('trainForecastModel: the serving model, warm start and champion / challenger', () => {
+  const forecast = forecastConfig({
+    steps: 12,
+    horizon: 4,
+    layers: [{ type: 'lstm', units: 8 }, { type: 'dense' }],
+    training: { epochs: 8, batchSize: 32, learningRate: 0.01, seed: 11 },
+  });
+  const series = (hoursLater: number) => [sineSeries({ points: 240 + hoursLater, endMs: ORIGIN_MS + hoursLater * HOUR_MS, noise: 0.3, seed: 8 })];
+  const stores = forecastCheckpoints(tempDir(), forecast);
+  let champion: TrainingSummary;
+
+  before(async () => {
+    champion = await trainForecastModel({ tf, backend, forecast, series: series(0), nowMs: NOW_MS, checkpoints: stores.latest, best: stores.best, serving: stores.serving });
+  });
+
+  it('records the model and every baseline on the same held-out windows, in original units', () => {
+    const evaluation = champion.evaluation!;
+    assert.ok(evaluation);
+    assert.deepEqual(Object.keys(evaluation.methods).sort(), ['linear', 'model', 'persistence', 'seasonal_naive']);
+    for (const scores of Object.values(evaluation.methods)) {
+      assert.equal(scores!.windows, evaluation.windows, 'every method on the same windows');
+      assert.equal(scores!.maeByStep.length, forecast.horizon);
+      assert.equal(scores!.intervalWidths.length, 2, 'one row of widths per level (0.8, 0.95)');
+      assert.ok(scores!.intervalWidths[1].every((width, step) => width >= scores!.intervalWidths[0][step]), 'the 95 % interval is at least as wide as the 80 %');
+      assert.ok(scores!.mase !== null && scores!.mseScaled !== null);
+    }
+    assert.deepEqual(evaluation.season, { length: 24, source: 'detected', acf: evaluation.season.acf });
+    assert.equal(evaluation.maseScale?.lag, 24);
+    assert.equal(champion.metrics!.model.mae, evaluation.methods.model!.mae);
+    assert.equal(champion.configHash?.length, 16);
+    assert.deepEqual(champion.featureNames, ['site.temp']);
+    assert.equal(champion.learningRate?.length, champion.epochsCompleted);
+  });
+
+  it('a first model that beats persistence is promoted into the serving store', async () => {
+    const { decision } = champion;
+    assert.ok(decision);
+    assert.equal(decision.promoted, true, decision.reason);
+    assert.equal(decision.servedBy, 'model');
+    const serving = (await stores.serving.loadLatest())!;
+    assert.equal(serving.info.id, champion.servingCheckpointId);
+    assert.equal((serving.content.meta as unknown as ModelMeta).version, champion.version);
+    // The best epoch by val_loss is in the best store, the last one in the latest store.
+    assert.equal((await stores.best.loadLatest())!.info.epoch, champion.bestEpoch);
+    assert.equal((await stores.latest.loadLatest())!.info.id, champion.checkpointId);
+  });
+
+  it('a challenger worse than the serving model does not replace it, and says why', async () => {
+    const before = (await stores.serving.loadLatest())!.info.id;
+    const weak = forecastConfig({ ...forecast, training: { ...forecast.training, epochs: 1, learningRate: 0.00001, warmStart: false, seed: 99 } });
+    const summary = await trainForecastModel({ tf, backend, forecast: weak, series: series(2), nowMs: NOW_MS + 2 * HOUR_MS, checkpoints: stores.latest, serving: stores.serving });
+    const { decision, evaluation } = summary;
+    assert.equal(decision!.promoted, false);
+    assert.equal(decision!.servingVersion, champion.version, 'the champion keeps serving');
+    assert.match(decision!.reason, /does not beat (the serving model|persistence)/);
+    assert.equal(evaluation!.championVersion, champion.version);
+    assert.equal(evaluation!.methods.champion!.windows, evaluation!.methods.model!.windows, 'the champion is scored on the same windows');
+    assert.ok(evaluation!.methods.champion!.mae < evaluation!.methods.model!.mae);
+    assert.equal(summary.servingCheckpointId, null);
+    assert.equal((await stores.serving.loadLatest())!.info.id, before, 'the serving checkpoint is untouched');
+  });
+
+  it('a retrain warm-starts from the serving model\'s weights (training.warmStart, default true)', async () => {
+    const oneEpoch = forecastConfig({ ...forecast, training: { ...forecast.training, epochs: 1 } });
+    const scratch = forecastCheckpoints(tempDir(), forecast);
+    const warm = await trainForecastModel({ tf, backend, forecast: oneEpoch, series: series(24), nowMs: NOW_MS + 24 * HOUR_MS, checkpoints: scratch.latest, serving: stores.serving });
+    const coldConfig = forecastConfig({ ...forecast, training: { ...forecast.training, epochs: 1, warmStart: false } });
+    const cold = await trainForecastModel({ tf, backend, forecast: coldConfig, series: series(24), nowMs: NOW_MS + 24 * HOUR_MS, checkpoints: scratch.latest, serving: scratch.serving });
+    assert.equal(warm.warmStartedFrom, champion.version);
+    assert.equal(cold.warmStartedFrom, null);
+    assert.ok(warm.loss[0] < cold.loss[0] / 2, `warm first-epoch loss ${warm.loss[0]} vs cold ${cold.loss[0]}`);
   });
 });

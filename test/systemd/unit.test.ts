@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { watchdogIntervalMs } from '../../src/daemon/systemdNotify.js';
 
 /** This file runs as dist/test/systemd/unit.test.js, three levels below the repository root. */
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -77,11 +78,18 @@ describe('systemd/forecastd.service', () => {
   const unit = parseUnit(unitText);
 
   describe('what the daemon needs from its unit', () => {
-    it('is Type=simple without a watchdog, since forecastd does not send sd_notify messages yet', () => {
-      assert.equal(setting(unit, 'Service.Type'), 'simple');
-      // With WatchdogSec= but no WATCHDOG=1 pings, systemd would kill a healthy daemon every period.
-      assert.equal(unit.get('Service.WatchdogSec'), undefined);
-      assert.equal(unit.get('Service.NotifyAccess'), undefined);
+    it('is Type=notify with a watchdog, fed by systemd-notify children of the daemon (so NotifyAccess=all)', () => {
+      assert.equal(setting(unit, 'Service.Type'), 'notify');
+      // The messages come from systemd-notify, a child of the main process (src/daemon/systemdNotify.ts).
+      assert.equal(setting(unit, 'Service.NotifyAccess'), 'all');
+      const watchdog = seconds(setting(unit, 'Service.WatchdogSec') ?? '0');
+      // The daemon pings every WatchdogSec / 2; a period shorter than a slow SD-card write would restart a healthy daemon.
+      assert.ok(watchdog >= 20, `WatchdogSec ${watchdog} s`);
+      assert.equal(watchdogIntervalMs({ WATCHDOG_USEC: String(watchdog * 1e6) }, 1), (watchdog * 1000) / 2);
+    });
+
+    it('reloads with SIGHUP (systemctl reload)', () => {
+      assert.equal(setting(unit, 'Service.ExecReload'), '/bin/kill -HUP $MAINPID');
     });
 
     it('never sets MemoryDenyWriteExecute, which makes V8 abort at start', () => {
