@@ -77,8 +77,11 @@ persistence, whether it was promoted, which one serves (*), and whether its weig
   --promote <version>  pin this version (its weights must still be kept: training.keepCheckpoints)
   --rollback           pin the newest kept version before the serving one
   --unpin              remove the pin
-A pin is recorded in the database; the daemon does not apply pins yet and serves the newest
-promoted model. Pinning writes to the database, which is safe while the daemon runs.
+A pin is recorded in the database (safe while the daemon runs). The running daemon checks it at
+each forecast tick and serves the pinned version from the next one (SIGHUP or a restart apply it
+too); while pinned, a training whose model would be promoted keeps it but the pinned version goes
+on serving. --unpin returns the forecast to the newest promoted model. A version whose weights are
+gone cannot be pinned (exit 1).
 `,
 };
 

@@ -95,12 +95,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const client = connectBroker(config.mqtt, log.child({ component: 'broker' }));
   const publisher = new ForecastPublisher(client, { publish: config.publish, baseTopic: config.mqtt.baseTopic }, log.child({ component: 'publish' }));
+  const pins = new ModelPinStore(db);
   const forecasts = new ForecastJobs({
     tf,
     backend,
     checkpointRoot,
     readings,
     versions,
+    pins,
     clock,
     log: log.child({ component: 'forecast' }),
     // Read at forecast time only, after `trainings` exists: a failed last training makes the forecast degraded.
@@ -173,6 +175,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       const failure = trainings.lastFailure.get(name);
       if (!failure || clock() - failure.at >= WARM_UP_RETRY_MS) trainings.request(name, 'warming_up');
     }
+    if (forecasts.pinChanged(name)) {
+      // `forecastd models --promote/--rollback/--unpin` changed the pin: this tick reloads, then forecasts with it.
+      void forecasts
+        .load(forecast)
+        .then((ok) => (ok ? forecasts.run(forecast) : null))
+        .catch((error: Error) => log.error({ forecast: name, err: error.message }, 'model could not be reloaded after a pin change'));
+      return null;
+    }
     return forecasts.run(forecast);
   };
 
@@ -221,7 +231,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         readings,
         catalog,
         versions,
-        pins: new ModelPinStore(db),
+        pins,
         lastMessage,
         readiness: () =>
           readinessCheck({

@@ -40,6 +40,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const config = parseConfig({
     mqtt: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: 'forecastd-demo' },
     storage: { stateDir },
+    // The dashboard on a free loopback port, so the demo shows it too.
+    http: { enabled: true, port: 0 },
     log: { level: 'error' },
     forecasts: [
       {
@@ -97,7 +99,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     },
   });
   daemonRef.current = daemon;
-  write(`[${elapsed()}] forecastd running (inference backend: ${daemon.backend})\n`);
+  write(`[${elapsed()}] forecastd running (inference backend: ${daemon.backend})${daemon.httpUrl ? `, dashboard at ${daemon.httpUrl}` : ''}\n`);
 
   // The sensor: two days of history first, as a gateway flushing its buffer would send it.
   const sensor = mqtt.connect(broker.url, { protocolVersion: 4, clientId: 'demo-sensor' });

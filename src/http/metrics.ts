@@ -135,7 +135,7 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     family('forecastd_homeassistant_discovery_sent_total', 'counter', 'Home Assistant discovery messages published.', value(sources.homeAssistant?.discoverySent)),
     family('forecastd_homeassistant_birth_messages_total', 'counter', 'Home Assistant birth messages (online) received.', value(sources.homeAssistant?.birthMessages)),
 
-    family('forecastd_event_loop_delay_seconds', 'gauge', 'Event-loop delay over the last minute (perf_hooks monitorEventLoopDelay), by statistic.', [
+    family('forecastd_event_loop_delay_seconds', 'gauge', 'How late the event loop ran timers over the last minute (perf_hooks monitorEventLoopDelay, less its 20 ms sampling period), by statistic.', [
       { labels: { stat: 'min' }, value: loop.minSeconds },
       { labels: { stat: 'mean' }, value: loop.meanSeconds },
       { labels: { stat: 'p50' }, value: loop.p50Seconds },

@@ -13,6 +13,8 @@ const RATE_SAMPLE_MS = 5_000;
 const RATE_WINDOW_MS = 60_000;
 /** The event-loop percentiles cover this long a window (the histogram is reset at its end). */
 const LOOP_WINDOW_MS = 60_000;
+/** monitorEventLoopDelay's sampling period; it records whole periods, so this much of every sample is not delay. */
+const LOOP_RESOLUTION_MS = 20;
 
 export interface EventLoopDelay {
   minSeconds: number;
@@ -31,7 +33,7 @@ export class Telemetry {
   private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(private readonly deps: { readingsStored: () => number; now?: () => number }) {
-    this.loop = monitorEventLoopDelay({ resolution: 20 });
+    this.loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   }
 
   start(): void {
@@ -76,7 +78,7 @@ export class Telemetry {
   }
 
   private readLoop(): EventLoopDelay {
-    const seconds = (nanoseconds: number) => (Number.isFinite(nanoseconds) ? nanoseconds / 1e9 : 0);
+    const seconds = (nanoseconds: number) => (Number.isFinite(nanoseconds) ? Math.max(0, nanoseconds / 1e9 - LOOP_RESOLUTION_MS / 1000) : 0);
     const empty = this.loop.count === 0;
     return {
       minSeconds: empty ? 0 : seconds(this.loop.min),

@@ -37,6 +37,11 @@ export interface CheckpointStoreOptions {
   keep?: number;
   /** Test hook, called after each protocol step k = 1..5 of `save`; throwing from it simulates a crash there. */
   onStep?: (step: number) => void;
+  /**
+   * Checkpoints for which this returns true are never pruned, and do not count towards `keep` (e.g. the version an
+   * operator pinned). Asked at each prune, so it may read state that changes (a pin table).
+   */
+  protect?: (info: CheckpointInfo) => boolean;
 }
 
 const SCHEMA_VERSION = 1;
@@ -97,6 +102,7 @@ export class CheckpointStore {
   readonly dir: string;
   private readonly keep: number;
   private readonly onStep: ((step: number) => void) | undefined;
+  private readonly protect: ((info: CheckpointInfo) => boolean) | undefined;
   private writeQueue: Promise<unknown> = Promise.resolve();
 
   constructor(rootDir: string, private readonly key: string, options: CheckpointStoreOptions = {}) {
@@ -105,6 +111,7 @@ export class CheckpointStore {
     if (!Number.isSafeInteger(keep) || keep < 1) throw new RangeError(`keep must be an integer >= 1, got ${keep}`);
     this.keep = keep;
     this.onStep = options.onStep;
+    this.protect = options.protect;
     const root = path.resolve(rootDir);
     this.dir = childPath(root, createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 16));
   }
@@ -137,6 +144,32 @@ export class CheckpointStore {
       }
     }
     return null;
+  }
+
+  /**
+   * The newest checkpoint whose meta.version is `version` and that verifies exactly as `loadLatest` verifies;
+   * damaged ones of that version land in `rejected`. Null when none of that version verifies (or there is no store).
+   */
+  async loadVersion(version: string): Promise<LoadedCheckpoint | null> {
+    const rejected: Array<{ id: string; reason: string }> = [];
+    for (const info of await this.list()) {
+      if (info.meta.version !== version) continue;
+      const loaded = await this.loadById(info.id);
+      if (loaded.content) return { info: loaded.info, content: loaded.content, fallbacks: rejected.length, rejected };
+      rejected.push({ id: info.id, reason: loaded.reason });
+    }
+    return null;
+  }
+
+  /** One checkpoint by id, fully verified; `{reason}` when it is missing or damaged. */
+  async loadById(id: string): Promise<{ info: CheckpointInfo; content: CheckpointContent } | { info?: undefined; content?: undefined; reason: string }> {
+    if (!CHECKPOINT_NAME.test(id)) return { reason: `not a checkpoint id: ${JSON.stringify(id.slice(0, 64))}` };
+    try {
+      return await this.verify(id);
+    } catch (err) {
+      if (!(err instanceof RejectedCheckpoint)) throw err;
+      return { reason: err.message };
+    }
   }
 
   /** Every complete (renamed) checkpoint directory, verified or not, newest first. Unreadable manifests give `createdAt: ''`. */
@@ -261,12 +294,17 @@ export class CheckpointStore {
     }
   }
 
-  /** Keeps `currentId` plus the newest verified others up to `keep`; everything else goes, damaged ones included. */
+  /**
+   * Keeps `currentId` plus the newest verified others up to `keep`, and every protected one; everything else goes,
+   * damaged ones included.
+   */
   private async prune(currentId: string): Promise<void> {
     const kept = new Set([currentId]);
     const doomed: string[] = [];
-    for (const { id } of await this.list()) {
+    for (const info of await this.list()) {
+      const { id } = info;
       if (kept.has(id)) continue;
+      if (this.protect?.(info)) continue;
       if (kept.size < this.keep && (await this.verifies(id))) kept.add(id);
       else doomed.push(id);
     }

@@ -5,7 +5,7 @@
 import type { LayersModel, Tensor } from '@tensorflow/tfjs';
 import { alignDown, buildFeatureMatrix, lastWindow, scaleMatrix, TARGET_FEATURE, type SeriesReadings } from '../windowing/index.js';
 import type { Tf } from './backend.js';
-import type { CheckpointStore } from './checkpoint.js';
+import type { CheckpointStore, LoadedCheckpoint } from './checkpoint.js';
 import { modelFromContent } from './serialize.js';
 import type { ModelMeta } from './training.js';
 
@@ -34,8 +34,43 @@ export class Forecaster {
    * Loads the newest checkpoint that passes verification and was built for the current model shape.
    * Returns null (with the reasons) when there is none: the caller then serves no model until a training.
    */
-  static async load(tf: Tf, store: CheckpointStore, shapeKey: string, options: { fusedLstm?: boolean } = {}): Promise<{ forecaster: Forecaster | null; rejected: Array<{ id: string; reason: string }> }> {
-    const loaded = await store.loadLatest();
+  static async load(
+    tf: Tf,
+    store: CheckpointStore,
+    shapeKey: string,
+    options: { fusedLstm?: boolean } = {},
+  ): Promise<{ forecaster: Forecaster | null; rejected: Array<{ id: string; reason: string }> }> {
+    return Forecaster.fromLoaded(tf, await store.loadLatest(), shapeKey, options);
+  }
+
+  /**
+   * Loads the pinned `version`: the newest verified checkpoint of it in the first of `stores` that holds one
+   * (serving, then best, then latest). `forecaster` is null when no store holds a good checkpoint of it.
+   */
+  static async loadVersion(
+    tf: Tf,
+    stores: CheckpointStore[],
+    version: string,
+    shapeKey: string,
+    options: { fusedLstm?: boolean } = {},
+  ): Promise<{ forecaster: Forecaster | null; rejected: Array<{ id: string; reason: string }> }> {
+    const rejected: Array<{ id: string; reason: string }> = [];
+    for (const store of stores) {
+      const loaded = await store.loadVersion(version);
+      if (loaded) {
+        const result = await Forecaster.fromLoaded(tf, loaded, shapeKey, options);
+        return { forecaster: result.forecaster, rejected: [...rejected, ...result.rejected] };
+      }
+    }
+    return { forecaster: null, rejected };
+  }
+
+  private static async fromLoaded(
+    tf: Tf,
+    loaded: LoadedCheckpoint | null,
+    shapeKey: string,
+    options: { fusedLstm?: boolean },
+  ): Promise<{ forecaster: Forecaster | null; rejected: Array<{ id: string; reason: string }> }> {
     if (!loaded) return { forecaster: null, rejected: [] };
     const meta = loaded.content.meta as unknown as ModelMeta;
     if (meta.shapeKey !== shapeKey) {

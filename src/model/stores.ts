@@ -13,9 +13,21 @@ export interface ForecastCheckpoints {
   best: CheckpointStore;
 }
 
-export function forecastCheckpoints(root: string, forecast: { name: string; training: { keepCheckpoints: number } }): ForecastCheckpoints {
+/**
+ * `pinnedVersion`, when given, is asked at each prune of the serving store: a checkpoint of the version it returns
+ * (the operator's pin, `forecastd models --promote`) is never pruned.
+ */
+export function forecastCheckpoints(
+  root: string,
+  forecast: { name: string; training: { keepCheckpoints: number } },
+  options: { pinnedVersion?: () => string | null } = {},
+): ForecastCheckpoints {
+  const pinned = options.pinnedVersion;
   return {
-    serving: new CheckpointStore(root, forecast.name, { keep: forecast.training.keepCheckpoints }),
+    serving: new CheckpointStore(root, forecast.name, {
+      keep: forecast.training.keepCheckpoints,
+      protect: pinned ? (info) => typeof info.meta.version === 'string' && info.meta.version === pinned() : undefined,
+    }),
     // Two: the newest, and the one before it in case the newest is damaged.
     latest: new CheckpointStore(root, `${forecast.name}#latest`, { keep: 2 }),
     best: new CheckpointStore(root, `${forecast.name}#best`, { keep: 2 }),

@@ -214,6 +214,11 @@ export interface TrainingInput {
   best?: CheckpointStore;
   /** The serving model: warm-start source, the champion to beat, and where a promoted model is written. */
   serving?: CheckpointStore;
+  /**
+   * The version an operator pinned (model_pins), if any: it is the champion, and a promoted model is written to the
+   * serving store but does not replace it (the decision records `pinned`) until the pin is cleared.
+   */
+  pinnedVersion?: string | null;
   verbose?: Verbosity;
   write?: (text: string) => void;
   onEpoch?: (progress: EpochProgress) => void;
@@ -265,8 +270,8 @@ async function resumableRun(store: CheckpointStore, shapeKey: string, epochs: nu
   return { content: latest.content, meta, id: latest.info.id };
 }
 
-async function loadServing(store: CheckpointStore | undefined): Promise<LoadedModel | null> {
-  const loaded = await store?.loadLatest();
+async function loadServing(store: CheckpointStore | undefined, pinnedVersion: string | null): Promise<LoadedModel | null> {
+  const loaded = (pinnedVersion ? await store?.loadVersion(pinnedVersion) : null) ?? (await store?.loadLatest());
   return loaded ? { content: loaded.content, meta: loaded.content.meta as unknown as ModelMeta, id: loaded.info.id } : null;
 }
 
@@ -298,7 +303,8 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
     throw new NotEnoughHistoryError(forecast.name, data.train.count, MIN_TRAIN_WINDOWS, historyNeededRows(forecast) * grid.intervalMs, warmUpEstimate(forecast, grid, data.train.count));
   }
 
-  const champion = await loadServing(input.serving);
+  const pinnedVersion = input.pinnedVersion ?? null;
+  const champion = await loadServing(input.serving, pinnedVersion);
   const championCompatible = champion !== null && champion.meta.shapeKey === shapeKey;
   let model: LayersModel;
   let initialEpoch = 0;
@@ -436,6 +442,9 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
           championIncompatible: champion !== null && !championCompatible,
         })
       : unverifiedDecision(version, championCompatible ? champion.meta.version : null);
+    if (decision.promoted && pinnedVersion !== null && championCompatible && champion.meta.version === pinnedVersion) {
+      holdPin(decision, pinnedVersion, evaluation);
+    }
     let servingCheckpointId: string | null = null;
     if (decision.promoted && input.serving) {
       const finalEpoch = bestEpoch ?? initialEpoch + loss.length;
@@ -450,6 +459,18 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
     optimizer.dispose();
     model.dispose();
   }
+}
+
+/** A promotion under a pin: the new model is kept in the serving store, the pinned one goes on serving. */
+function holdPin(decision: PromotionDecision, pinnedVersion: string, evaluation: Evaluation | null): void {
+  const pinned = evaluation?.methods.champion;
+  const persistence = evaluation?.methods.persistence;
+  const beats = pinned && persistence ? pinned.mae < persistence.mae : !evaluation;
+  decision.pinned = pinnedVersion;
+  decision.servingVersion = pinnedVersion;
+  decision.modelBeatsPersistence = beats;
+  decision.servedBy = beats ? 'model' : decision.bestBaseline?.method ?? 'persistence';
+  decision.reason += `; pinned: ${pinnedVersion} keeps serving until the pin is cleared (forecastd models --unpin)`;
 }
 
 const errorPart = ({ mae, rmse, maeByStep }: ErrorSummary): ErrorSummary => ({ mae, rmse, maeByStep });

@@ -27,6 +27,8 @@ interface ForecastState {
   record: TrainingSummary | null;
   /** The recorded training of the serving model's own version (its training time, its evaluation). */
   servingRecord: TrainingSummary | null;
+  /** The pin (model_pins) this state was loaded under; null when none. */
+  pinnedVersion: string | null;
 }
 
 export interface ServingChoice {
@@ -59,6 +61,8 @@ export class ForecastJobs {
       clock: () => number;
       log: Logger;
       publish: (message: ForecastMessage) => void;
+      /** The operator's pins (`forecastd models --promote/--rollback`); without it no pin applies. */
+      pins?: { get(forecast: string): { version: string } | null };
       /** The last training's failure, if the last training of this forecast failed. */
       trainingFailure?: (forecast: string) => { message: string; kind?: string } | undefined;
     },
@@ -79,11 +83,21 @@ export class ForecastJobs {
    * evaluation. True when the forecast has something to serve: a model, or baselines from an evaluation.
    */
   async load(forecast: ForecastConfig): Promise<boolean> {
-    const { serving } = forecastCheckpoints(this.deps.checkpointRoot, forecast);
+    const stores = forecastCheckpoints(this.deps.checkpointRoot, forecast);
+    const { serving } = stores;
     await serving.removeStaleTemp();
     const shapeKey = shapeKeyFor(forecast);
     const fusedLstm = useFusedLstm(this.deps.backend, forecast.training.lstmImplementation);
-    const { forecaster, rejected } = await Forecaster.load(this.deps.tf, serving, shapeKey, { fusedLstm });
+    const pinnedVersion = this.pinnedVersion(forecast.name);
+    let loaded = pinnedVersion === null ? null : await Forecaster.loadVersion(this.deps.tf, [serving, stores.best, stores.latest], pinnedVersion, shapeKey, { fusedLstm });
+    if (pinnedVersion !== null && !loaded?.forecaster) {
+      this.deps.log.error({ forecast: forecast.name, pinned: pinnedVersion }, 'the pinned model version has no usable checkpoint; the newest promoted model serves (forecastd models --unpin clears the pin)');
+    }
+    if (!loaded?.forecaster) {
+      const latest = await Forecaster.load(this.deps.tf, serving, shapeKey, { fusedLstm });
+      loaded = { forecaster: latest.forecaster, rejected: [...(loaded?.rejected ?? []), ...latest.rejected] };
+    }
+    const { forecaster, rejected } = loaded;
     this.counters.checkpointsRejected += rejected.length;
     for (const problem of rejected) this.deps.log.warn({ forecast: forecast.name, checkpoint: problem.id, reason: problem.reason }, 'checkpoint rejected');
     const recent = this.deps.versions.latest(forecast.name, 5);
@@ -91,10 +105,32 @@ export class ForecastJobs {
     const record = recent.find((summary) => summary.decision && summary.shapeKey === shapeKey) ?? null;
     const servingRecord = forecaster ? this.deps.versions.get(forecaster.meta.version) : null;
     this.states.get(forecast.name)?.forecaster?.dispose();
-    this.states.set(forecast.name, { forecaster, record, servingRecord });
-    if (forecaster) this.deps.log.info({ forecast: forecast.name, version: forecaster.meta.version, checkpoint: forecaster.checkpointId }, 'model loaded');
+    this.states.set(forecast.name, { forecaster, record, servingRecord, pinnedVersion });
+    if (forecaster) {
+      const pinned = pinnedVersion !== null && forecaster.meta.version === pinnedVersion;
+      this.deps.log.info({ forecast: forecast.name, version: forecaster.meta.version, checkpoint: forecaster.checkpointId, pinned }, pinned ? 'pinned model loaded' : 'model loaded');
+    }
     this.logDecision(forecast.name, record);
     return forecaster !== null || record !== null;
+  }
+
+  /**
+   * Whether the pin of this forecast changed since its model was loaded (one indexed SELECT): the daemon checks
+   * this at each forecast tick and reloads, so a `forecastd models --promote/--rollback/--unpin` applies at the next tick.
+   */
+  pinChanged(name: string): boolean {
+    if (!this.deps.pins) return false;
+    const state = this.states.get(name);
+    return (state?.pinnedVersion ?? null) !== this.pinnedVersion(name);
+  }
+
+  private pinnedVersion(name: string): string | null {
+    try {
+      return this.deps.pins?.get(name)?.version ?? null;
+    } catch (error) {
+      this.deps.log.warn({ forecast: name, err: (error as Error).message }, 'model pin could not be read');
+      return null;
+    }
   }
 
   private logDecision(name: string, record: TrainingSummary | null): void {
@@ -193,7 +229,9 @@ export class ForecastJobs {
     if (servedBy === 'model') {
       const version = state?.forecaster?.meta.version;
       const decision = source?.decision;
-      if (source && decision && decision.servingVersion === version) scores = decision.promoted ? source.evaluation?.methods.model : source.evaluation?.methods.champion;
+      if (source && decision && decision.servingVersion === version) {
+        scores = version === source.version ? source.evaluation?.methods.model : source.evaluation?.methods.champion;
+      }
       if (!scores) {
         // The newest evaluation did not measure this model: fall back to the one made when it was trained.
         source = state?.servingRecord ?? null;

@@ -12,6 +12,7 @@ import { forecastCheckpoints } from '../model/stores.js';
 import type { Verbosity } from '../model/progress.js';
 import { trainForecastModel, type EpochProgress, type TrainingSummary } from '../model/training.js';
 import { openDatabase } from '../store/database.js';
+import { ModelPinStore } from '../store/modelPins.js';
 import { ReadingStore } from '../store/readings.js';
 
 export interface TrainTask {
@@ -70,7 +71,9 @@ export default async function runTrainTask(task: TrainTask): Promise<TrainingSum
       // Closed before the (long) fit: a training never holds the database open.
       db.close();
     }
-    const stores = forecastCheckpoints(task.checkpointRoot, task.forecast);
+    // The operator's pin, read now and again at each prune of the serving store (a pin may be set meanwhile).
+    const pinnedVersion = (): string | null => readPin(task.databasePath, task.forecast.name);
+    const stores = forecastCheckpoints(task.checkpointRoot, task.forecast, { pinnedVersion });
     return await trainForecastModel({
       tf,
       backend: name,
@@ -80,6 +83,7 @@ export default async function runTrainTask(task: TrainTask): Promise<TrainingSum
       checkpoints: stores.latest,
       best: stores.best,
       serving: stores.serving,
+      pinnedVersion: pinnedVersion(),
       signal: abort.signal,
       verbose: task.verbose ?? 0,
       write: (text) => post({ kind: 'text', text }),
@@ -87,6 +91,18 @@ export default async function runTrainTask(task: TrainTask): Promise<TrainingSum
     });
   } finally {
     port?.close();
+  }
+}
+
+/** The pinned version of a forecast (model_pins), through a short read-only connection; null without one. */
+function readPin(databasePath: string, forecast: string): string | null {
+  const { db } = openDatabase({ path: databasePath, synchronous: 'NORMAL', readonly: true });
+  try {
+    return new ModelPinStore(db).get(forecast)?.version ?? null;
+  } catch {
+    return null; // a database from before model_pins existed
+  } finally {
+    db.close();
   }
 }
 

@@ -4,20 +4,20 @@
  * promoted, which one serves, and whether its weights are still kept.
  *
  * --promote and --rollback record a pin (table model_pins): the operator's choice of the version that should serve.
- * Only a version whose weights the serving store still keeps can be pinned (training.keepCheckpoints promoted
- * models are kept). The daemon does not apply pins yet (see the note printed): today the serving model is the
- * newest promoted one.
+ * Only a version with a checkpoint that still verifies (serving store first: training.keepCheckpoints promoted
+ * models are kept) can be pinned. The running daemon applies a pin change at the forecast's next forecast tick
+ * (or on SIGHUP / restart); while pinned, a training's promotion is kept but does not serve until --unpin.
  */
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../../config/load.js';
 import type { ForecastConfig } from '../../config/schema.js';
+import { forecastCheckpoints } from '../../model/stores.js';
 import type { TrainingSummary } from '../../model/training.js';
 import { fmt, findForecast, localTime, openState, StateError, type StateReader } from '../stateReader.js';
 import { UsageError } from '../usage.js';
 
 const USAGE = 'usage: forecastd models <forecast> --config <file.yaml> [--json] [--limit <n>] [--promote <version> | --rollback | --unpin]';
-export const PIN_NOT_APPLIED_NOTE =
-  'note: the daemon does not apply pins yet; it serves the newest promoted model. The pin is recorded for when it does (and shows in `forecastd status` and the dashboard).';
+export const PIN_APPLIED_NOTE = 'the running daemon serves it from its next forecast tick (or on SIGHUP); trainings do not replace it until --unpin';
 
 export interface ModelRow {
   version: string;
@@ -78,9 +78,11 @@ export async function modelsCommand(args: string[], write: (text: string) => voi
 
 export async function modelRows(forecast: ForecastConfig, state: StateReader, limit: number): Promise<ModelRow[]> {
   const summaries: TrainingSummary[] = state.versions.latest(forecast.name, limit);
-  const serving = await state.servingCheckpointVersion(forecast).catch(() => null);
+  const newest = await state.servingCheckpointVersion(forecast).catch(() => null);
   const kept = new Set(await state.keptVersions(forecast).catch(() => [] as string[]));
   const pinned = state.pins?.get(forecast.name)?.version ?? null;
+  // A pin whose weights are kept serves (the daemon applies it); otherwise the newest promoted checkpoint does.
+  const serving = pinned !== null && kept.has(pinned) ? pinned : newest;
   return summaries.map((summary) => {
     const methods = summary.evaluation?.methods;
     const mae = methods?.model?.mae ?? summary.metrics?.model.mae ?? null;
@@ -143,7 +145,7 @@ async function changePin(
     return 1;
   }
   if (action.unpin) {
-    write(state.pins.clear(forecast.name) ? `${forecast.name}: pin removed; the newest promoted model serves\n` : `${forecast.name}: no pin to remove\n`);
+    write(state.pins.clear(forecast.name) ? `${forecast.name}: pin removed; the newest promoted model serves from the daemon's next forecast tick\n` : `${forecast.name}: no pin to remove\n`);
     return 0;
   }
   let target: ModelRow | undefined;
@@ -162,14 +164,22 @@ async function changePin(
       return 1;
     }
   }
-  if (!target.weightsKept) {
+  // A pin the daemon cannot apply is refused: the version needs a checkpoint that verifies, as the daemon loads it.
+  const stores = forecastCheckpoints(state.checkpointRoot, forecast);
+  let loadable = false;
+  for (const store of [stores.serving, stores.best, stores.latest]) {
+    if (await store.loadVersion(target.version).catch(() => null)) {
+      loadable = true;
+      break;
+    }
+  }
+  if (!loadable) {
     process.stderr.write(
-      `forecastd: the weights of ${target.version} are no longer kept (the serving store keeps the last training.keepCheckpoints = ${forecast.training.keepCheckpoints} promoted models)\n`,
+      `forecastd: cannot pin ${target.version}: its weights are gone or damaged (the serving store keeps the last training.keepCheckpoints = ${forecast.training.keepCheckpoints} promoted models); nothing was pinned\n`,
     );
     return 1;
   }
   state.pins.pin({ forecast: forecast.name, version: target.version, pinnedAt: Date.now(), reason: action.rollback ? 'rollback' : 'promote' });
-  write(`${forecast.name}: pinned ${target.version} (${action.rollback ? 'rollback' : 'promote'})\n`);
-  process.stderr.write(`${PIN_NOT_APPLIED_NOTE}\n`);
+  write(`${forecast.name}: pinned ${target.version} (${action.rollback ? 'rollback' : 'promote'}); ${PIN_APPLIED_NOTE}\n`);
   return 0;
 }

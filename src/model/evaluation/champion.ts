@@ -19,6 +19,11 @@ export interface PromotionDecision {
   modelBeatsPersistence: boolean;
   bestBaseline: { method: BaselineMethod; mae: number } | null;
   reason: string;
+  /**
+   * Set when an operator's pin (`forecastd models --promote/--rollback`) holds: the pinned version, which keeps
+   * serving. A `promoted` model was then written to the serving store but serves only once the pin is cleared.
+   */
+  pinned?: string | null;
 }
 
 const fmt = (value: number) => (Math.abs(value) >= 100 ? value.toFixed(1) : value.toPrecision(4));
