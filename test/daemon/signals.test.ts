@@ -125,6 +125,7 @@ describe('the daemon process under SIGHUP and SIGTERM', { timeout: 150_000 }, ()
     // The stop sequence (the one after the signal, not the reload's) ran in order: intake first, the
     // database last. Other parts of the daemon may add steps in between.
     const shutdownFrom = daemon.lines.findIndex((line) => line.msg === 'shutting down');
+    assert.ok(shutdownFrom >= 0, `no "shutting down" line; the last lines: ${daemon.lines.slice(-8).map((line) => line.msg).join(' / ')}`);
     const steps = daemon.lines.slice(shutdownFrom).filter((line) => line.msg === 'shutdown step done').map((line) => String(line.step));
     const order = ['close intake', 'stop scheduler', 'abort trainings', 'close training pool', 'disconnect broker', 'close database'];
     assert.deepEqual(steps.filter((step) => order.includes(step)), order, `steps: ${steps.join(' → ')}`);
