@@ -148,7 +148,7 @@ describe('the daemon process under SIGHUP and SIGTERM', { timeout: 150_000 }, ()
       // sd_notify, seen from systemd's side: ready, keep-alives, stopping (each followed by its barrier).
       const kinds = manager.messages.filter((message) => message !== 'BARRIER=1').map((message) => message.split('|')[0]);
       assert.equal(kinds[0], 'READY=1', kinds.join(', '));
-      assert.ok(kinds.includes('WATCHDOG=1'), 'keep-alives');
+      assert.ok(kinds.includes('WATCHDOG=1'), `keep-alives in: ${manager.messages.join(' / ')}`);
       assert.ok(kinds.includes('RELOADING=1') && kinds.lastIndexOf('READY=1') > kinds.indexOf('RELOADING=1'), 'the reload is announced and ends with READY=1');
       assert.equal(kinds.filter((kind) => kind === 'STOPPING=1').length, 1);
     } else {

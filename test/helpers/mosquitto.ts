@@ -32,6 +32,10 @@ export interface MosquittoOptions {
   autosaveInterval?: number;
   /** Extra config lines appended to the generated file. */
   extraConfig?: string[];
+  /** Lines placed right after the `listener` line (e.g. `cafile`/`certfile`/`keyfile` to make it a TLS listener). */
+  listenerConfig?: string[];
+  /** `allow_anonymous` (default true); false with a `password_file` line in extraConfig requires a login. */
+  allowAnonymous?: boolean;
   /** Per-client queue limit; 0 = no count limit (reliability.md §1.6). */
   maxQueuedMessages?: number;
   maxQueuedBytes?: number;
@@ -92,7 +96,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function renderConfig(port: number, dir: string, options: MosquittoOptions): string {
   const lines = [
     `listener ${port} 127.0.0.1`,
-    'allow_anonymous true',
+    ...(options.listenerConfig ?? []),
+    `allow_anonymous ${options.allowAnonymous ?? true}`,
     'persistence true',
     `persistence_location ${dir}/`,
     `autosave_interval ${options.autosaveInterval ?? 1800}`,
