@@ -19,6 +19,16 @@ const duration = () =>
     }
   });
 
+/** A node-cron expression, checked at load so that a typo fails at start with the key named, not at run time. */
+const cronExpression = () =>
+  z.string().superRefine((expression, ctx) => {
+    const verdict = validateCron(expression);
+    if (!verdict.valid) {
+      const reasons = verdict.errors.map((error) => `${error.field}: ${error.message}`).join('; ');
+      ctx.addIssue({ code: 'custom', message: `"${expression}" is not a cron expression (${reasons || 'unparseable'})` });
+    }
+  });
+
 function isTimeZone(zone: string): boolean {
   try {
     new Intl.DateTimeFormat('en', { timeZone: zone });
@@ -75,16 +85,8 @@ export const layerSchema = z.discriminatedUnion('type', [lstmLayer, denseLayer])
 
 const trainingSchema = z
   .object({
-    schedule: z
-      .string()
+    schedule: cronExpression()
       .default('17 3 * * *')
-      .superRefine((expression, ctx) => {
-        const verdict = validateCron(expression);
-        if (!verdict.valid) {
-          const reasons = verdict.errors.map((error) => `${error.field}: ${error.message}`).join('; ');
-          ctx.addIssue({ code: 'custom', message: `"${expression}" is not a cron expression (${reasons || 'unparseable'})` });
-        }
-      })
       .meta({ description: 'node-cron expression for retraining (seconds field optional).' }),
     timezone: z
       .string()
@@ -291,16 +293,8 @@ const storageSchema = z
           description:
             'Cap on the data in the database, in MB (live pages, not the file size: freed pages are reused before the file grows, and the -wal comes on top). Above it the oldest readings of all series are deleted. 0: no cap.',
         }),
-        schedule: z
-          .string()
+        schedule: cronExpression()
           .default('7-59/15 * * * *')
-          .superRefine((expression, ctx) => {
-            const verdict = validateCron(expression);
-            if (!verdict.valid) {
-              const reasons = verdict.errors.map((error) => `${error.field}: ${error.message}`).join('; ');
-              ctx.addIssue({ code: 'custom', message: `"${expression}" is not a cron expression (${reasons || 'unparseable'})` });
-            }
-          })
           .meta({ description: 'node-cron expression for the retention run; the default, every 15 minutes at :07, :22, :37 and :52, stays clear of forecast ticks.' }),
       })
       .strict()

@@ -103,6 +103,8 @@ describe('the daemon process under SIGHUP and SIGTERM', { timeout: 150_000 }, ()
   });
 
   it('SIGTERM in the middle of a burst: exit 0 in time, offline published, database closed, no acknowledged reading lost', async (t) => {
+    // At least one keep-alive before the stop, so that the sd_notify check below has one to see.
+    if (manager) await waitFor(() => manager!.messages.some((message) => message.startsWith('WATCHDOG=1')), 5_000, 'a keep-alive');
     let acked = 0;
     let signalledAt = 0;
     for (let sent = 0; sent < BURST; sent += 200) {
@@ -121,6 +123,8 @@ describe('the daemon process under SIGHUP and SIGTERM', { timeout: 150_000 }, ()
     const stopMs = performance.now() - signalledAt;
     assert.deepEqual(exit, { code: 0, signal: null }, daemon.stderr());
     assert.ok(stopMs < 10_000, `stopped ${Math.round(stopMs)} ms after SIGTERM`);
+    // 'exit' can come before the last stdout chunk has been read.
+    await waitFor(() => daemon.lines.some((line) => line.msg === 'forecastd stopped'), 5_000, 'the last log lines');
 
     // The stop sequence (the one after the signal, not the reload's) ran in order: intake first, the
     // database last. Other parts of the daemon may add steps in between.

@@ -10,18 +10,9 @@ import {
   solveSymmetricPositive,
 } from '../../src/model/evaluation/baselines.js';
 import { autocorrelation, dailySeason, detectSeason, resolveSeason } from '../../src/model/evaluation/season.js';
+import { seededRandom } from '../../src/model/random.js';
 
-/** mulberry32 in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 const series = (count: number, at: (t: number) => number) => Float64Array.from({ length: count }, (_, t) => at(t));
 

@@ -30,22 +30,13 @@ import { waitFor } from '../helpers/broker.js';
 import { spawnDaemon, writeYaml, type DaemonProcess, type LogLine } from '../helpers/daemonProcess.js';
 import { formatTable, publishBurst, readingBurst, readingPayload, type BurstMessage } from '../helpers/load.js';
 import { MOSQUITTO_BIN, mosquittoAvailable, startMosquitto, watchSysCounter, type PrivateMosquitto, type SysCounter } from '../helpers/mosquitto.js';
+import { seededRandom } from '../../src/model/random.js';
 
 const N = Number(process.env.FORECASTD_FAULT_N ?? 20_000);
 const SEED = Number(process.env.FORECASTD_FAULT_SEED ?? Date.now() % 1_000_000);
 const WINDOW = 64;
 
-/** mulberry32: a seeded random source, so that a failing kill point can be replayed (FORECASTD_FAULT_SEED). */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+const seeded = seededRandom;
 const random = seeded(SEED);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const rand = () => Math.random().toString(16).slice(2, 10);

@@ -138,7 +138,7 @@ describe('TLS and broker authentication', { skip, timeout: 60_000 }, () => {
     assert.ok(events.reconnects < 10, `${what}: reconnect backoff keeps attempts bounded (${events.reconnects} in 5 s)`);
     assert.ok(!daemon.client.disconnecting, `${what}: the client has not given up`);
     // The daemon is still alive and serving its store.
-    assert.equal(daemon.readings.latest('probe.value'), undefined);
+    assert.equal(daemon.readings.latest('probe.value') ?? null, null);
   }
 
   it('connects with a CA file and a password from FORECASTD_MQTT_PASSWORD, and stores a reading', async () => {

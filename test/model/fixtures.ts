@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
 import type { ForecastConfig } from '../../src/config/schema.js';
 import type { SeriesReadings } from '../../src/windowing/index.js';
+import { seededRandom } from '../../src/model/random.js';
 
 export const HOUR_MS = 3_600_000;
 /** A fixed "now" that is deliberately not on an hour boundary: 2024-01-31 12:30 UTC. */
@@ -20,17 +21,8 @@ export function forecastConfig(fields: Record<string, unknown> = {}): ForecastCo
   return parseConfig({ forecasts: [{ name: 'sine', target: 'site.temp', calendar: [], interval: '1h', ...fields }] }).forecasts[0];
 }
 
-/** mulberry32: a tiny seeded PRNG in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (src/model/random.ts): seeded, so a failing case can be replayed. */
+export const prng = seededRandom;
 
 export interface SineOptions {
   /** How many hourly readings, the last one in the bucket just before `endMs`. */
