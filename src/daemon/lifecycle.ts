@@ -67,7 +67,11 @@ export async function runWithLifecycle(options: LifecycleOptions): Promise<numbe
     reloading = reloading.then(() => reload()).catch((error: Error) => requestStop({ kind: 'fatal', error }));
   };
   const reload = async () => {
-    if (stopSignalAt !== null || !daemon) return;
+    if (stopSignalAt !== null) return;
+    if (!daemon) {
+      log.warn('SIGHUP during start-up: ignored; send it again once forecastd runs');
+      return;
+    }
     let next: Config;
     try {
       next = options.reloadConfig();
