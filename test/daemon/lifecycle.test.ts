@@ -142,6 +142,17 @@ describe('runWithLifecycle', () => {
     assert.equal(await result, EXIT_CODES.ok);
   });
 
+  it('when neither the new nor the previous config starts after a SIGHUP, it ends with exit code 1 (systemd restarts it)', async () => {
+    let starts = 0;
+    const h = harness({ reloadConfig: () => configWith(10), failStartFor: () => ++starts > 1 });
+    const result = runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: configWith(10), log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier });
+    await tick();
+    h.signals.emit('SIGHUP');
+    assert.equal(await result, EXIT_CODES.failure);
+    assert.deepEqual(h.events, ['start #1', 'stop #1', 'start failed', 'start failed']);
+    assert.equal(h.signals.listenerCount('SIGTERM'), 0);
+  });
+
   it('a SIGTERM during start-up waits for start-up, then stops cleanly (and never reports READY)', async () => {
     const h = harness({ startDelayMs: 150 });
     const result = runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: configWith(10), log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier });
