@@ -50,7 +50,7 @@ import { fit } from './fit.js';
 import { modelSpecFor } from './fromConfig.js';
 import type { Verbosity } from './progress.js';
 import { modelToContent } from './serialize.js';
-import { datasetOf, MIN_TRAIN_WINDOWS, predictOriginal, shapeKeyFor, type ModelMeta } from './training.js';
+import { datasetOf, MIN_TRAIN_WINDOWS, predictOriginal, shapeKeyFor, windowMetaFor, type ModelMeta } from './training.js';
 
 export type BacktestMethod = 'model' | BaselineMethod;
 
@@ -363,12 +363,7 @@ async function saveModel(
     epoch: info.epoch,
     featureNames: info.names,
     scaler: info.scaler,
-    steps: forecast.steps,
-    horizon: forecast.horizon,
-    intervalSeconds: forecast.interval,
-    relativeToLast: true,
-    maxGapSteps: forecast.maxGapSteps,
-    calendar: forecast.calendar,
+    ...windowMetaFor(forecast),
     loss: null,
     valLoss: null,
     backend: input.backend,

@@ -150,6 +150,18 @@ export const isNotEnoughHistory = (error: { name?: string; message: string }) =>
   error.name === 'NotEnoughHistoryError' || /training windows, needs at least/.test(error.message);
 
 /** Changes when anything that shapes the network or its inputs changes: an old checkpoint then no longer fits. */
+/** The part of a checkpoint's meta that tells inference how to rebuild the training's windows. */
+export function windowMetaFor(forecast: ForecastConfig) {
+  return {
+    steps: forecast.steps,
+    horizon: forecast.horizon,
+    intervalSeconds: forecast.interval,
+    relativeToLast: true,
+    maxGapSteps: forecast.maxGapSteps,
+    calendar: forecast.calendar,
+  };
+}
+
 export function shapeKeyFor(forecast: ForecastConfig): string {
   const shape = {
     layers: forecast.layers,
@@ -336,12 +348,7 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
     epoch,
     featureNames: data.names,
     scaler: data.scaler,
-    steps: forecast.steps,
-    horizon: forecast.horizon,
-    intervalSeconds: forecast.interval,
-    relativeToLast: true,
-    maxGapSteps: forecast.maxGapSteps,
-    calendar: forecast.calendar,
+    ...windowMetaFor(forecast),
     loss: logs?.loss ?? null,
     valLoss: logs?.val_loss ?? null,
     backend: input.backend,
