@@ -5,6 +5,9 @@ Usage:
   forecastd train <forecast> --config <file.yaml> [--verbose 0|1|2]
                                           train one forecast now on the configured database, with a
                                           progress bar (1) or a line per epoch (2); stop the daemon first
+  forecastd train <forecast> --config <file.yaml> --daemon
+                                          ask the running daemon to train it now, through its own queue
+                                          (publishes to <baseTopic>/<forecast>/train)
   forecastd demo [--duration <seconds>]   everything on an embedded broker with a simulated sensor
   forecastd config check <file.yaml>      validate a config file and exit
   forecastd config schema                 print the config's JSON schema (for editors)

@@ -11,6 +11,7 @@ import { availabilityTopic, connectBroker, disconnectBroker } from '../broker/co
 import type { Config, ForecastConfig } from '../config/schema.js';
 import { Ingestor } from '../ingest/ingestor.js';
 import { subscribeIngest } from '../ingest/subscription.js';
+import { acceptTrainRequests } from '../scheduler/trainRequests.js';
 import { createTopicMapper } from '../ingest/topics.js';
 import type { Logger } from '../log.js';
 import { initBackend, type BackendName } from '../model/backend.js';
@@ -297,6 +298,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // After subscribeIngest: it claims Home Assistant's birth topic from the ingest message handler.
     ha.start();
   }
+  acceptTrainRequests(client, {
+    baseTopic: config.mqtt.baseTopic,
+    forecasts: config.forecasts.map((forecast) => forecast.name),
+    request: (name, reason) => trainings.request(name, reason),
+    log: log.child({ component: 'training' }),
+  });
   statusPublisher.start();
   const stopObservability = async () => {
     statusPublisher.stop();

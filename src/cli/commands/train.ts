@@ -3,9 +3,8 @@
  * database, through the same runner and thread pool as the daemon's scheduled trainings, with Keras-style
  * output (1: a progress bar per epoch, 2: one line per epoch) and a summary at the end.
  *
- * The new checkpoint becomes the forecast's current model. A daemon that is running meanwhile keeps
- * serving the model it loaded until its own next training or restart; stop it first
- * (`systemctl stop forecastd`) if both could write the same forecast's checkpoints at once.
+ * With the daemon stopped, the training runs here. With `--daemon`, the running daemon is asked over
+ * MQTT to train through its own queue instead (never two writers of one forecast's checkpoints).
  */
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../../config/load.js';
@@ -19,6 +18,11 @@ import { TrainingRunner, type TrainingResult } from '../../scheduler/trainingRun
 import { openDatabase } from '../../store/database.js';
 import { ModelVersionStore } from '../../store/modelVersions.js';
 import { UsageError } from '../usage.js';
+import { randomBytes } from 'node:crypto';
+import mqtt from 'mqtt';
+import { clientOptions } from '../../broker/connection.js';
+import type { Config } from '../../config/schema.js';
+import { trainRequestTopic } from '../../scheduler/trainRequests.js';
 
 export interface TrainCommandIo {
   write: (text: string) => void;
@@ -30,7 +34,7 @@ export async function trainCommand(args: string[], io: TrainCommandIo = { write:
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, verbose: { type: 'string', short: 'v' } },
+    options: { config: { type: 'string', short: 'c' }, verbose: { type: 'string', short: 'v' }, daemon: { type: 'boolean' } },
   });
   if (!values.config) throw new UsageError('train needs --config <file.yaml>');
   if (positionals.length !== 1) throw new UsageError('usage: forecastd train <forecast> --config <file.yaml> [--verbose 0|1|2]');
@@ -40,6 +44,7 @@ export async function trainCommand(args: string[], io: TrainCommandIo = { write:
   if (!config.forecasts.some((forecast) => forecast.name === name)) {
     throw new UsageError(`no forecast "${name}" in ${values.config} (it has: ${config.forecasts.map((forecast) => forecast.name).join(', ') || 'none'})`);
   }
+  if (values.daemon) return requestFromDaemon(config, name, io);
   // Warnings and errors go to stderr, so that stdout carries only the training's own output.
   const log = createLogger(config.log.level === 'debug' || config.log.level === 'trace' ? config.log.level : 'warn', 2);
   const { databasePath, checkpointRoot } = statePaths(config);
@@ -120,3 +125,28 @@ function describeSummary(summary: TrainingSummary): string {
 }
 
 const formatNumber = (value: number | undefined) => (value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(4));
+
+/**
+ * `--daemon`: the running daemon trains, through its own queue (no overlap with its scheduled
+ * trainings, one writer of the checkpoints). Its own client id would take over the daemon's session,
+ * so this connects as a short-lived client with a clean session and no last will.
+ */
+async function requestFromDaemon(config: Config, forecast: string, io: TrainCommandIo): Promise<number> {
+  const options = clientOptions(config.mqtt);
+  const client = await mqtt.connectAsync(config.mqtt.url, {
+    ...options,
+    clientId: `${config.mqtt.clientId}-cli-${randomBytes(3).toString('hex')}`,
+    clean: true,
+    will: undefined,
+    properties: undefined,
+    reconnectPeriod: 0,
+  });
+  try {
+    const topic = trainRequestTopic(config.mqtt.baseTopic, forecast);
+    await client.publishAsync(topic, 'train', { qos: 1 });
+    io.write(`requested a training of ${forecast} on ${topic}; progress shows in the daemon's log, on ${config.mqtt.baseTopic}/status and on the dashboard\n`);
+    return EXIT_CODES.ok;
+  } finally {
+    await client.endAsync();
+  }
+}
