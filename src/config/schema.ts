@@ -49,7 +49,7 @@ const forecastName = z
   .regex(/^[a-z0-9_][a-z0-9_-]{0,63}$/, 'a forecast name is 1-64 lowercase letters, digits, _ or -');
 
 export const ACTIVATIONS = [
-  'linear', 'relu', 'tanh', 'sigmoid', 'hardSigmoid', 'softplus', 'softsign', 'selu', 'elu',
+  'linear', 'relu', 'tanh', 'sigmoid', 'hardSigmoid', 'softplus', 'softsign', 'selu', 'elu', 'exponential',
 ] as const;
 
 const lstmLayer = z
@@ -151,6 +151,9 @@ const evaluationSchema = z
       .meta({ description: 'Prediction interval levels published as lower/upper per point (conformal, from held-out residuals).' }),
     linearRidge: z.number().min(0).max(100).default(0.001).meta({
       description: 'Ridge penalty of the linear baseline, relative to the mean variance of its inputs.',
+    }),
+    liveWindowDays: z.number().int().min(1).max(30).default(7).meta({
+      description: 'Live accuracy: issued forecasts are scored against the readings that came after them over this many days, published on <baseTopic>/<forecast>/accuracy and in /metrics.',
     }),
   })
   .strict();

@@ -38,6 +38,8 @@ import { HomeAssistantPublisher } from '../publish/homeAssistant.js';
 import { forecastdVersion, StatusPublisher, type DaemonView } from '../publish/status.js';
 import { ModelPinStore } from '../store/modelPins.js';
 import { PublishedForecastStore } from '../store/publishedForecasts.js';
+import { IssuedForecastStore } from '../store/issuedForecasts.js';
+import { LiveAccuracyJob } from '../scheduler/accuracyJob.js';
 import { SeriesCatalog } from '../store/seriesCatalog.js';
 import { readProcessWriteBytes } from '../store/writeMeter.js';
 import { closeIntake, runShutdownSteps } from './shutdown.js';
@@ -97,6 +99,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const client = connectBroker(config.mqtt, log.child({ component: 'broker' }));
   const publisher = new ForecastPublisher(client, { publish: config.publish, baseTopic: config.mqtt.baseTopic }, log.child({ component: 'publish' }));
   const pins = new ModelPinStore(db);
+  // Live accuracy: every issued forecast is kept for a few days and scored after each tick (<baseTopic>/<forecast>/accuracy).
+  const liveAccuracy = new LiveAccuracyJob({
+    issued: new IssuedForecastStore(db),
+    readings,
+    clock,
+    baseTopic: config.mqtt.baseTopic,
+    publish: (topic, report) => client.publish(topic, JSON.stringify(report), { qos: 1, retain: true }),
+    log: log.child({ component: 'accuracy' }),
+  });
   const forecasts = new ForecastJobs({
     tf,
     backend,
@@ -111,6 +122,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     publish: (message) => {
       publisher.publish(message);
       published.record(message);
+      const issuedFor = forecastByName(message.forecast);
+      if (issuedFor) liveAccuracy.afterTick(issuedFor, message, config.forecasts);
       options.onForecast?.(message);
     },
   });
@@ -264,6 +277,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             tensorCount: () => tf.memory().numTensors,
             telemetry: telemetry!,
             homeAssistant: homeAssistant?.counters ?? null,
+            liveAccuracy: () => [...liveAccuracy.latest.values()],
           }),
       })
     : null;

@@ -6,6 +6,7 @@
 import type { IngestCounters } from '../ingest/ingestor.js';
 import type { DaemonView } from '../publish/status.js';
 import { READINESS_STATES, forecastStatus } from '../publish/status.js';
+import type { LiveAccuracyReport } from '../scheduler/accuracyJob.js';
 import type { MetricFamily, Sample } from './prometheus.js';
 import type { Telemetry } from './telemetry.js';
 
@@ -22,6 +23,8 @@ export interface MetricsSources {
   tensorCount: () => number;
   telemetry: Telemetry;
   homeAssistant: { discoverySent: number; birthMessages: number; summariesSent: number } | null;
+  /** The newest live accuracy report per forecast (scheduler/accuracyJob.ts); absent: no live accuracy gauges. */
+  liveAccuracy?: () => readonly LiveAccuracyReport[];
 }
 
 const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
@@ -41,6 +44,7 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
   const cpu = process.cpuUsage();
   const loop = sources.telemetry.eventLoopDelay();
   const database = sources.database();
+  const live = sources.liveAccuracy?.() ?? [];
 
   return [
     family('forecastd_build_info', 'gauge', 'forecastd version and the TensorFlow.js backend serving forecasts; always 1.', [
@@ -123,6 +127,20 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     family('forecastd_checkpoints_rejected_total', 'counter', 'Checkpoints that failed verification when loading (damaged or built for another model shape).', [
       { value: sources.forecastCounters.checkpointsRejected },
     ]),
+
+    family(
+      'forecastd_live_mae',
+      'gauge',
+      'Mean absolute error of the forecasts actually issued over the live window (evaluation.liveWindowDays), per horizon step (0-based), in the unit of the target.',
+      live.flatMap((report) => report.steps.flatMap((step) => value(step.mae, { forecast: report.forecast, step: String(step.step) }))),
+    ),
+    family(
+      'forecastd_live_interval_coverage',
+      'gauge',
+      'Share of the actual values inside the issued prediction intervals over the live window, per level (percent), all steps together.',
+      live.flatMap((report) => Object.entries(report.coverage).flatMap(([level, share]) => value(share, { forecast: report.forecast, level }))),
+    ),
+    family('forecastd_live_samples', 'gauge', 'Forecast points scored against actual values over the live window, all steps together.', live.flatMap((report) => value(report.samples, { forecast: report.forecast }))),
 
     family('forecastd_database_used_bytes', 'gauge', 'Bytes of live pages in the SQLite database.', [{ value: database.usedBytes }]),
     family('forecastd_database_file_bytes', 'gauge', 'Size of the database files on disk.', [

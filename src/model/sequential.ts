@@ -8,9 +8,15 @@
  */
 import type { Tf } from './backend.js';
 import { fusedLstmLayer } from './fused/index.js';
+// Registers activations tfjs lacks (exponential) before any layer resolves its activation name.
+import './activations.js';
 import type { ACTIVATIONS } from '../config/schema.js';
 
 export type Activation = (typeof ACTIVATIONS)[number];
+
+/** tfjs's identifier type omits names registered by ./activations.js (exponential); they resolve at run time. */
+type TfActivation = NonNullable<Parameters<Tf['layers']['dense']>[0]['activation']>;
+const tfActivation = (name: Activation): TfActivation => name as TfActivation;
 
 export interface LstmSpec {
   type: 'lstm';
@@ -106,8 +112,8 @@ export class Sequential {
         tf.tidy(() => model.add(
           makeLstm({
             units: layer.units,
-            activation: layer.activation ?? 'tanh',
-            recurrentActivation: layer.recurrentActivation ?? 'sigmoid',
+            activation: tfActivation(layer.activation ?? 'tanh'),
+            recurrentActivation: tfActivation(layer.recurrentActivation ?? 'sigmoid'),
             returnSequences: layer.returnSequences ?? false,
             dropout: layer.dropout ?? 0,
             recurrentDropout: layer.recurrentDropout ?? 0,
@@ -121,7 +127,7 @@ export class Sequential {
         tf.tidy(() => model.add(
           tf.layers.dense({
             units: layer.units,
-            activation: layer.activation ?? 'linear',
+            activation: tfActivation(layer.activation ?? 'linear'),
             useBias: layer.useBias ?? true,
             kernelInitializer: tf.initializers.glorotUniform({ seed }),
             inputShape: layer.inputShape,

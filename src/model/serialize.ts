@@ -2,6 +2,8 @@ import type { LayersModel } from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
 import type { CheckpointContent } from './checkpoint.js';
 import { withFusedLstm } from './fused/index.js';
+// Registers custom activations (exponential) so a saved model using them deserializes.
+import './activations.js';
 
 /** tfjs model → checkpoint content (topology JSON + one weights blob), through an in-memory save handler. */
 export async function modelToContent(tf: Tf, model: LayersModel, meta: Record<string, unknown>): Promise<CheckpointContent> {

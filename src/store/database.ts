@@ -77,6 +77,16 @@ const MIGRATIONS: string[] = [
      coverage TEXT,
      PRIMARY KEY (version, method)
    ) STRICT, WITHOUT ROWID;`,
+  // Every issued forecast's points for a few days (store/issuedForecasts.ts), scored against what happened by the
+  // live accuracy job (scheduler/accuracyJob.ts); published_forecasts keeps only the latest one per forecast.
+  `CREATE TABLE issued_forecasts (
+     forecast TEXT NOT NULL,
+     issued_at INTEGER NOT NULL,
+     origin INTEGER NOT NULL,
+     points TEXT NOT NULL,
+     PRIMARY KEY (forecast, issued_at)
+   ) STRICT, WITHOUT ROWID;
+   CREATE INDEX issued_forecasts_issued_at ON issued_forecasts(issued_at);`,
 ];
 
 export interface OpenOptions {
