@@ -8,3 +8,19 @@ export function reconnectDelayMs(attempt: number, baseMs: number, maxMs: number,
   // "Equal jitter": at least half the step, so the delay still grows, plus a random half.
   return Math.round(exponential / 2 + random() * (exponential / 2));
 }
+
+/**
+ * The most connection attempts that can start within `windowMs` of a first attempt, given the schedule in
+ * connection.ts: the first retry after `baseMs`, then reconnectDelayMs with its jitter at the low edge. Later
+ * windows hold fewer (the waits only grow while attempts fail), so this bounds any window: a "reconnect storm"
+ * is more attempts than this.
+ */
+export function maxAttemptsWithin(windowMs: number, baseMs: number, maxMs: number): number {
+  let attempts = 1;
+  let startsAt = baseMs;
+  for (let retry = 1; startsAt <= windowMs && attempts < 1_000_000; retry++) {
+    attempts++;
+    startsAt += reconnectDelayMs(retry, baseMs, maxMs, () => 0);
+  }
+  return attempts;
+}

@@ -49,7 +49,10 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   try {
     raw = parseYaml(text);
   } catch (error) {
-    throw new ConfigError(path, [`not valid YAML: ${(error as Error).message}`]);
+    // The yaml library quotes the offending line after its first line; that line can be `password: ...`, and this
+    // message reaches stderr and (on a SIGHUP reload) the log. Line and column are enough to find it.
+    const [summary] = (error as Error).message.split('\n');
+    throw new ConfigError(path, [`not valid YAML: ${summary.replace(/:\s*$/, '')}`]);
   }
   return parseConfig(raw, path, env);
 }
