@@ -66,7 +66,13 @@ describe('config defaults', () => {
     assert.equal(config.ingest.maxFutureSeconds, 300);
     assert.equal(config.storage.stateDir, './state');
     assert.equal(config.storage.synchronous, 'NORMAL');
-    assert.deepEqual(config.publish, { topicTemplate: '{baseTopic}/{forecast}/forecast', retain: true, qos: 1 });
+    assert.deepEqual(config.publish, {
+      topicTemplate: '{baseTopic}/{forecast}/forecast',
+      retain: true,
+      qos: 1,
+      expireAtHorizon: true,
+      outbox: { maxPending: 10_000, maxInFlight: 20, keepSettledHours: 24 },
+    });
     assert.equal(config.scheduler.poolThreads, undefined);
     assert.equal(config.scheduler.workerHeapMb, 256);
     assert.equal(config.model.backend, 'auto');
