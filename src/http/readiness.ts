@@ -1,11 +1,13 @@
 /**
  * `/readyz`: can this forecastd do its job right now? Three checks, each with the reason when it fails:
  *   - broker:    connected to the MQTT broker (readings arrive, forecasts leave);
- *   - database:  the SQLite database takes a write lock (not read-only, not locked by another process);
+ *   - database:  the SQLite database takes a write lock (not read-only, not locked by another process), and readings
+ *                are being stored (a full disk lets the lock be taken but fails every commit);
  *   - scheduler: every forecast's tick fired within two intervals (the clockwork is alive).
  * A forecast that is still warming up does not make the daemon unready: that is reported per forecast.
  */
 import type { ForecastConfig } from '../config/schema.js';
+import type { IngestHealth } from '../ingest/subscription.js';
 import type { Db } from '../store/database.js';
 
 export interface Check {
@@ -22,6 +24,8 @@ export interface ReadinessSources {
   brokerConnected: () => boolean;
   brokerUrl: string;
   db: Db;
+  /** Whether ingest stores readings; absent where nothing ingests. */
+  ingest?: () => IngestHealth;
   forecasts: ReadonlyArray<ForecastConfig>;
   /** When the scheduler last fired each forecast's tick (epoch ms). */
   lastTick: (forecast: string) => number | undefined;
@@ -44,6 +48,19 @@ export function databaseWritable(db: Db): Check {
   } catch (error) {
     return { ok: false, detail: `cannot take the write lock: ${(error as Error).message}` };
   }
+}
+
+/** The lock check, then whether commits succeed: the one fact the lock cannot tell. */
+export function databaseStoring(db: Db, ingest: IngestHealth | undefined, now: number): Check {
+  const writable = databaseWritable(db);
+  if (!writable.ok || !ingest || ingest.storing) return writable;
+  const since = ingest.failingSince ?? now;
+  return {
+    ok: false,
+    detail:
+      `cannot store readings for ${Math.round((now - since) / 1000)} s (since ${new Date(since).toISOString()}): ${ingest.lastError ?? 'unknown error'}; ` +
+      `${ingest.held} message(s) wait unacknowledged, kept by the broker, and are retried (is the disk full?)`,
+  };
 }
 
 export function schedulerAlive(sources: Pick<ReadinessSources, 'forecasts' | 'lastTick' | 'startedAt' | 'clock'>): Check {
@@ -76,7 +93,7 @@ export function readinessCheck(sources: ReadinessSources): Readiness {
   const brokerUrl = redactUrl(sources.brokerUrl);
   const checks = {
     broker: connected ? { ok: true, detail: `connected to ${brokerUrl}` } : { ok: false, detail: `not connected to ${brokerUrl}; reconnecting` },
-    database: databaseWritable(sources.db),
+    database: databaseStoring(sources.db, sources.ingest?.(), sources.clock()),
     scheduler: schedulerAlive(sources),
   };
   return { ready: Object.values(checks).every((check) => check.ok), checks };

@@ -242,6 +242,7 @@ export class CheckpointStore {
     const tempDir = childPath(this.dir, id + TEMP_SUFFIX);
     const finalDir = childPath(this.dir, id);
     let renamed = false;
+    let published = false;
     try {
       // Step 1: payload files, each fsynced, in a directory no reader looks at.
       await mkdir(tempDir, { mode: DIR_MODE });
@@ -274,6 +275,7 @@ export class CheckpointStore {
       const currentTemp = childPath(this.dir, CURRENT_TEMP_FILE);
       await writeFileDurably(currentTemp, `${id}\n`, { mode: FILE_MODE });
       await rename(currentTemp, childPath(this.dir, CURRENT_FILE));
+      published = true;
       await fsyncDirectory(this.dir);
       this.step(4);
 
@@ -289,6 +291,9 @@ export class CheckpointStore {
       if (err instanceof SimulatedCrash) throw err.original;
       // A real failure (ENOSPC, EIO...): tidy up what no reader can use; the previous CURRENT is untouched.
       if (!renamed) await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
+      // Complete but never made current (CURRENT.tmp found no room): a save that failed must not leave a checkpoint
+      // the loader could fall back to, nor hold the space. Renamed out of sight first, as prune does.
+      else if (!published) await rename(finalDir, tempDir).then(() => rm(tempDir, { recursive: true, force: true })).catch(() => undefined);
       await rm(childPath(this.dir, CURRENT_TEMP_FILE), { force: true }).catch(() => undefined);
       throw err;
     }
