@@ -11,6 +11,7 @@ import {
   type Readiness,
   type ServedBy,
 } from '../model/evaluation/index.js';
+import type { CheckpointStore } from '../model/checkpoint.js';
 import { Forecaster, type ForecastResult } from '../model/forecaster.js';
 import { useFusedLstm } from '../model/fused/index.js';
 import { forecastCheckpoints } from '../model/stores.js';
@@ -35,6 +36,16 @@ export interface ServingChoice {
   servedBy: ServedBy;
   readiness: Readiness;
   reason: string;
+}
+
+/** The checkpoints of a store that fail verification, with the reason of each. */
+async function unloadableCheckpoints(store: CheckpointStore): Promise<Array<{ id: string; reason: string }>> {
+  const rejected: Array<{ id: string; reason: string }> = [];
+  for (const info of await store.list()) {
+    const loaded = await store.loadById(info.id);
+    if (!loaded.content) rejected.push({ id: info.id, reason: loaded.reason });
+  }
+  return rejected;
 }
 
 /** A forecast's readiness for a status display: while warming up nothing serves, and the reason says why. */
@@ -95,7 +106,10 @@ export class ForecastJobs {
     }
     if (!loaded?.forecaster) {
       const latest = await Forecaster.load(this.deps.tf, serving, shapeKey, { fusedLstm });
-      loaded = { forecaster: latest.forecaster, rejected: [...(loaded?.rejected ?? []), ...latest.rejected] };
+      // With every checkpoint damaged the store returns nothing, not even why: ask each one, so that the worst case
+      // is counted and logged like a single damaged checkpoint (reliability.md F7).
+      const latestRejected = latest.forecaster || latest.rejected.length > 0 ? latest.rejected : await unloadableCheckpoints(serving);
+      loaded = { forecaster: latest.forecaster, rejected: [...(loaded?.rejected ?? []), ...latestRejected] };
     }
     const { forecaster, rejected } = loaded;
     this.counters.checkpointsRejected += rejected.length;

@@ -1,4 +1,5 @@
 import cron, { type ScheduledTask } from 'node-cron';
+import { watchWallClock, type WallClockWatch } from '../clock.js';
 import type { ForecastConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 
@@ -13,12 +14,20 @@ export function msUntilNextBoundary(nowMs: number, intervalMs: number, settleMs 
 /**
  * The daemon's clockwork: a node-cron job per forecast for retraining, and a timer per forecast that
  * fires just after each interval boundary to issue a forecast.
+ *
+ * node-cron plans by the wall clock (reliability.md F8). After a step back it waits until the wall clock is where
+ * it was before (a year, for a clock that had been a year ahead); after a step forward it walks and logs every slot
+ * it skipped (a Pi whose clock NTP sets from 1970 or from systemd's build date: a warning per skipped slot, and
+ * seconds of blocked event loop). So when the wall clock jumps, the cron jobs are made anew from the new time.
+ * The forecast timers need no such care: each is a monotonic delay of at most one interval.
  */
 export class Scheduler {
   private readonly cronTasks: ScheduledTask[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
+  private forecasts: ReadonlyArray<ForecastConfig> = [];
+  private wallClockWatch: WallClockWatch | null = null;
   private stopped = false;
-  readonly counters = { trainingTicks: 0, forecastTicks: 0, forecastErrors: 0 };
+  readonly counters = { trainingTicks: 0, forecastTicks: 0, forecastErrors: 0, cronRearms: 0 };
 
   constructor(
     private readonly deps: {
@@ -26,19 +35,39 @@ export class Scheduler {
       log: Logger;
       train: (forecast: string, reason: string) => void;
       issue: (forecast: string) => void;
+      /** The wall clock node-cron reads (tests move it); default Date.now. */
+      wallClock?: () => number;
+      /** How often the wall clock is compared with the monotonic clock; default 1 s. */
+      wallClockCheckMs?: number;
     },
   ) {}
 
   start(forecasts: ReadonlyArray<ForecastConfig>): void {
+    this.forecasts = forecasts;
     for (const forecast of forecasts) {
-      const task = cron.schedule(forecast.training.schedule, () => this.trainingTick(forecast.name), {
-        name: `train:${forecast.name}`,
-        timezone: forecast.training.timezone,
-      });
-      this.cronTasks.push(task);
+      const task = this.scheduleTraining(forecast);
       this.deps.log.info({ forecast: forecast.name, schedule: forecast.training.schedule, nextTraining: task.getNextRun()?.toISOString() }, 'training scheduled');
       this.armForecastTimer(forecast);
     }
+    this.wallClockWatch = watchWallClock((jumpMs) => this.rearmTraining(jumpMs), { wall: this.deps.wallClock, everyMs: this.deps.wallClockCheckMs });
+  }
+
+  private scheduleTraining(forecast: ForecastConfig): ScheduledTask {
+    const task = cron.schedule(forecast.training.schedule, () => this.trainingTick(forecast.name), {
+      name: `train:${forecast.name}`,
+      timezone: forecast.training.timezone,
+    });
+    this.cronTasks.push(task);
+    return task;
+  }
+
+  /** Replaces every cron job by one planned from the current wall clock. */
+  private rearmTraining(jumpMs: number): void {
+    if (this.stopped) return;
+    for (const task of this.cronTasks.splice(0)) void task.destroy();
+    const next = this.forecasts.map((forecast) => this.scheduleTraining(forecast).getNextRun()?.toISOString());
+    this.counters.cronRearms++;
+    this.deps.log.warn({ jumpSeconds: Math.round(jumpMs / 1000), nextTraining: next[0] }, 'the wall clock jumped: training schedules planned again from the new time');
   }
 
   private trainingTick(name: string): void {
@@ -69,6 +98,7 @@ export class Scheduler {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.wallClockWatch?.stop();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     await Promise.all(this.cronTasks.map((task) => task.destroy()));

@@ -15,6 +15,8 @@ export function acceptTrainRequests(
   deps: { baseTopic: string; forecasts: readonly string[]; request: (forecast: string, reason: string) => string; log: Logger },
 ): void {
   const topics = deps.forecasts.map((forecast) => trainRequestTopic(deps.baseTopic, forecast));
+  // An empty SUBSCRIBE is a protocol error: a daemon that only stores readings has nothing to accept.
+  if (topics.length === 0) return;
   deps.forecasts.forEach((forecast, index) =>
     claimTopic(client, topics[index], () => {
       const outcome = deps.request(forecast, 'mqtt request');

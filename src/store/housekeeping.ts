@@ -3,6 +3,7 @@
  * and logged once an hour together with what retention did in that hour.
  */
 import cron, { type ScheduledTask } from 'node-cron';
+import { watchWallClock, type WallClockWatch } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { RetentionJob, RetentionReport } from './retention.js';
 import type { WriteMeter } from './writeMeter.js';
@@ -12,6 +13,7 @@ const BIG_RUN_BATCHES = 10;
 
 export class Housekeeping {
   private task: ScheduledTask | null = null;
+  private wallClockWatch: WallClockWatch | null = null;
   private sampler: NodeJS.Timeout | null = null;
   private firstRun: NodeJS.Immediate | null = null;
   private stopped = false;
@@ -32,8 +34,16 @@ export class Housekeeping {
 
   start(): void {
     const { retention, writeMeter, schedule, log } = this.deps;
-    this.task = cron.schedule(schedule, () => void this.runRetention(), { name: 'retention' });
+    this.task = this.scheduleRetention();
     log.info({ schedule, nextRun: this.task.getNextRun()?.toISOString() }, 'retention scheduled');
+    // node-cron walks every slot a clock step skipped (a Pi's 1970 → NTP step: millions, each with a warning)
+    // and stops firing after a step back until the clock catches up: plan the job again from the new time.
+    this.wallClockWatch = watchWallClock((jumpMs) => {
+      if (this.stopped) return;
+      void this.task?.destroy();
+      this.task = this.scheduleRetention();
+      log.info({ jumpSeconds: Math.round(jumpMs / 1000), nextRun: this.task.getNextRun()?.toISOString() }, 'the wall clock jumped: retention planned again from the new time');
+    });
     // One run at start, so that a lowered retention or size cap takes effect without waiting for the schedule.
     this.firstRun = setImmediate(() => void this.runRetention());
 
@@ -48,6 +58,10 @@ export class Housekeeping {
       this.hour = { runs: 0, rowsDeleted: 0, longestBatchMs: 0 };
     }, sampleEveryMs);
     this.sampler.unref();
+  }
+
+  private scheduleRetention(): ScheduledTask {
+    return cron.schedule(this.deps.schedule, () => void this.runRetention(), { name: 'retention' });
   }
 
   async runRetention(): Promise<RetentionReport | null> {
@@ -86,6 +100,7 @@ export class Housekeeping {
   /** Stops the schedule and the meter, and waits for a retention run in progress to end at its next batch. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.wallClockWatch?.stop();
     if (this.firstRun) clearImmediate(this.firstRun);
     if (this.sampler) clearInterval(this.sampler);
     this.sampler = null;

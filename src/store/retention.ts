@@ -24,6 +24,9 @@
  *   is behind it again, and at the next start. The price: after a legitimate NTP step forward, retention runs late
  *   by the size of the step until forecastd restarts; it keeps data longer, never shorter.
  * A clock that jumps backwards only moves the cutoffs back: less is deleted, never more.
+ * One forward jump is trusted at once: from a clock that was never set (before EARLIEST_PLAUSIBLE_CLOCK_MS, a Pi
+ * booted without RTC at 1970) to a plausible time. That is NTP setting the clock, not a leap; anchored at 1970,
+ * retention would otherwise count from 1970 and delete nothing until forecastd restarted.
  *
  * File size. With the default `auto_vacuum = NONE` deleted pages go to the freelist and the file does not shrink;
  * new readings reuse those pages before the file grows again, so in steady state the file stops growing, and
@@ -33,6 +36,7 @@
  * run that freed many pages: that moves pages (more writes) but gives the space back to the file system.
  */
 import { performance } from 'node:perf_hooks';
+import { clockIsPlausible } from '../clock.js';
 import type { Db } from './database.js';
 
 const DAY_MS = 86_400_000;
@@ -212,7 +216,7 @@ export class RetentionJob {
   private trustedNow(): { wallMs: number; trustedMs: number } {
     const wallMs = this.clock();
     const monoMs = this.monotonic();
-    if (this.anchor) {
+    if (this.anchor && clockIsPlausible(this.anchor.wallMs)) {
       const sinceAnchorMs = this.anchor.wallMs + (monoMs - this.anchor.monoMs);
       if (wallMs > sinceAnchorMs + this.slackMs) return { wallMs, trustedMs: sinceAnchorMs };
     }

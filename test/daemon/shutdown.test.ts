@@ -15,6 +15,7 @@ import { Forecaster } from '../../src/model/forecaster.js';
 import { forecastCheckpoints } from '../../src/model/stores.js';
 import { shapeKeyFor, type EpochProgress } from '../../src/model/training.js';
 import { testBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
+import { recordFault, secondsText } from '../helpers/faultReport.js';
 import { capturedLogger, writeHistory } from './support.js';
 
 const EPOCHS = 300;
@@ -56,6 +57,8 @@ describe('stopping during a training', { timeout: 120_000 }, () => {
 
   let lastEpochSeen = 0;
   let checkpointEpoch = 0;
+  /** Figures of the stop, for the fault table row written once the resume is known. */
+  let stopFigures: { stopMs: number; walLeft: boolean } | null = null;
 
   it('aborts the training at stop; the last epoch checkpoint is current and loads', async () => {
     const { log, lines } = capturedLogger();
@@ -76,7 +79,9 @@ describe('stopping during a training', { timeout: 120_000 }, () => {
     assert.equal(daemon.pool.counters.terminatedAfterGrace, 0, 'it stopped at a batch end, not by terminating its thread');
     assert.ok(stopMs < config.lifecycle.shutdownTimeoutSeconds * 1000, `stopped in ${Math.round(stopMs)} ms`);
     assert.ok(lines.some((line) => line.msg === 'training aborted; its last epoch checkpoint is kept'));
-    assert.ok(!existsSync(join(stateDir, 'forecastd.db-wal')), 'the database was closed (its WAL checkpointed and removed)');
+    const walLeft = existsSync(join(stateDir, 'forecastd.db-wal'));
+    assert.ok(!walLeft, 'the database was closed (its WAL checkpointed and removed)');
+    stopFigures = { stopMs, walLeft };
 
     const forecast = config.forecasts[0];
     // The run's own epoch checkpoints (not the serving model: an aborted run is not promoted).
@@ -96,11 +101,31 @@ describe('stopping during a training', { timeout: 120_000 }, () => {
 
   it('the next training resumes from that checkpoint', async () => {
     const progress: EpochProgress[] = [];
+    const startedAt = performance.now();
     const daemon = await startDaemon({ config, log: capturedLogger().log, onProgress: (epoch) => void progress.push(epoch) });
     try {
       if (!daemon.trainings.running.has('room')) daemon.train('room', 'test');
       await waitFor(() => progress.length >= 1, 60_000, 'an epoch of the next training');
+      const resumedMs = performance.now() - startedAt;
       assert.equal(progress[0].epoch, checkpointEpoch + 1, 'continues after the checkpointed epoch instead of starting over');
+      assert.ok(stopFigures, 'the stop test ran first');
+      recordFault({
+        fault: 'F12 stop during training',
+        mechanism: `daemon stop (the SIGTERM path) mid-training, epoch ${lastEpochSeen} of ${EPOCHS} reported; restart`,
+        published: 'n/a',
+        acked: 'n/a',
+        stored: 'n/a',
+        duplicates: 'n/a',
+        rejected: 'n/a',
+        brokerDropped: 'n/a',
+        // Completed epochs whose weights did not survive the stop.
+        lost: Math.max(0, lastEpochSeen - checkpointEpoch),
+        recovery: secondsText(resumedMs),
+        note:
+          `stop took ${secondsText(stopFigures.stopMs)} (budget ${config.lifecycle.shutdownTimeoutSeconds} s), training aborted at a batch end, thread not terminated; ` +
+          `-wal left: ${stopFigures.walLeft ? 'yes' : 'no'}; checkpoint of epoch ${checkpointEpoch} current and loads; lost = completed epochs not checkpointed; ` +
+          `recovery = restart to the first epoch of the resumed run (epoch ${progress[0].epoch})`,
+      });
     } finally {
       await daemon.stop();
     }

@@ -12,6 +12,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { parseConfig } from '../../src/config/load.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { testBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
+import { recordFault, secondsText } from '../helpers/faultReport.js';
 import { FAULTS, FAULTY_WORKER } from '../scheduler/fixtures/faultyWorker.js';
 import { capturedLogger, roomSignal, writeHistory } from './support.js';
 
@@ -80,20 +81,44 @@ describe('a training thread that crashes', { timeout: 180_000 }, () => {
   ] as const) {
     it(`a training that ${what} is recorded; ingest and forecasts carry on`, async () => {
       const storedBefore = daemon.ingestor.counters.stored;
-      // Readings keep arriving while the training fails.
+      const { duplicates: duplicatesBefore, rejected: rejectedBefore } = structuredClone(daemon.ingestor.counters);
+      // Readings keep arriving while the training fails. The acknowledgement follows the commit, so the longest
+      // publish-to-ack time bounds the gap in ingest.
+      const ackLatenciesMs: number[] = [];
       const publishing = (async () => {
         for (let index = 0; index < 20; index++) {
           const ts = (nextTs += 1000);
+          const sentAt = performance.now();
           await sensor.publishAsync(`${prefix}/room/temp`, JSON.stringify({ value: roomSignal(ts), ts }), { qos: 1 });
+          ackLatenciesMs.push(performance.now() - sentAt);
         }
       })();
+      const requestedAt = performance.now();
       assert.equal(daemon.train(name), 'started');
       await daemon.trainings.idle(name);
+      const failedAfterMs = performance.now() - requestedAt;
       await publishing;
       assert.equal(daemon.trainings.lastFailure.get(name)?.kind, kind);
       await waitFor(() => daemon.ingestor.counters.stored === storedBefore + 20, 20_000, 'the readings published meanwhile');
       const forecast = daemon.issue('room');
+      const servingAgainMs = performance.now() - requestedAt;
       assert.deepEqual(forecast && { servedBy: forecast.servedBy, version: forecast.model.version }, served, 'what served before still serves');
+      const stored = daemon.ingestor.counters.stored - storedBefore;
+      recordFault({
+        fault: `F14 training thread ${kind.replaceAll('_', ' ')}`,
+        mechanism: `a training task that ${what}, with 20 readings published at QoS 1 meanwhile`,
+        published: 20,
+        acked: ackLatenciesMs.length,
+        stored,
+        duplicates: daemon.ingestor.counters.duplicates - duplicatesBefore,
+        rejected: Object.entries(daemon.ingestor.counters.rejected).reduce((sum, [reason, count]) => sum + count - rejectedBefore[reason as keyof typeof rejectedBefore], 0),
+        brokerDropped: 'n/a',
+        lost: ackLatenciesMs.length - stored,
+        recovery: secondsText(servingAgainMs),
+        note:
+          `ingest gap: longest publish-to-ack ${Math.round(Math.max(...ackLatenciesMs))} ms (ack after commit); failure recorded ${secondsText(failedAfterMs)} after the request; ` +
+          `process not restarted (same process, pool replaces the thread); the model version that served before still serves; recovery = request to the next forecast`,
+      });
     });
   }
 
