@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { clockIsPlausible, EARLIEST_PLAUSIBLE_CLOCK_MS } from '../clock.js';
 import { SERIES_NAME } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { DeadLetterStore } from '../store/deadLetters.js';
@@ -54,6 +55,13 @@ export class Ingestor {
     const now = this.deps.clock();
     const match = this.deps.mapper.match(topic);
     if (!match.ok) return this.reject(match.reason, topic, match.detail, now, payload);
+    // Before NTP sets the clock (a Pi without RTC boots at 1970), a reading without a time of its own would be stored
+    // at 1970, and no timestamp can be judged too old or ahead: reject everything (counted, and kept as a dead letter
+    // when enabled) until the clock is set, rather than store readings at a wrong time.
+    if (!clockIsPlausible(now)) {
+      const reads = Number.isFinite(now) && Math.abs(now) <= 8.64e15 ? new Date(now).toISOString() : String(now);
+      return this.reject('clock_unsynced', topic, `the system clock reads ${reads}, before ${new Date(EARLIEST_PLAUSIBLE_CLOCK_MS).toISOString()}: not set yet (NTP?)`, now, payload);
+    }
     const decoded = decodePayload(payload, now, this.deps.limits, match.payload);
     if (!decoded.ok) return this.reject(decoded.reason, topic, decoded.detail, now, payload);
     const { series } = match;
