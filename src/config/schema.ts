@@ -40,9 +40,8 @@ function isTimeZone(zone: string): boolean {
 
 /** Series names end up in topics, log lines and SQL parameters: keep them to a safe alphabet. */
 export const SERIES_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/;
-const seriesName = z
-  .string()
-  .regex(SERIES_NAME, 'a series name is 1-128 characters of letters, digits, _ . : - (not starting with . : -)');
+const SERIES_NAME_RULE = 'a series name is 1-128 characters of letters, digits, _ . : - (not starting with . : -)';
+const seriesName = z.string().regex(SERIES_NAME, SERIES_NAME_RULE);
 
 const forecastName = z
   .string()
@@ -247,6 +246,10 @@ const mqttSchema = z
     baseTopic: z.string().regex(/^[^#+]+$/, 'no wildcards in baseTopic').default('forecastd').meta({
       description: 'Prefix of everything forecastd publishes: <baseTopic>/availability, <baseTopic>/<forecast>/forecast.',
     }),
+    watchBrokerDrops: z.boolean().default(true).meta({
+      description:
+        "Follow Mosquitto's $SYS/broker/publish/messages/dropped: the broker silently drops messages beyond max_queued_messages / max_queued_bytes for a client that is offline or slow, so readings can be lost before forecastd sees them. Exported as forecastd_broker_dropped_messages and warned about when it grows. The count covers all clients of the broker, not only forecastd; brokers without $SYS (aedes) leave it absent.",
+    }),
   })
   .strict();
 
@@ -289,7 +292,8 @@ const storageSchema = z
     retention: z
       .object({
         defaultDays: z.number().positive().default(365).meta({ description: 'Readings older than this many days are deleted, unless perSeries says otherwise.' }),
-        perSeries: z.record(seriesName, z.number().positive()).default({}).meta({
+        // A bad key would otherwise read only "Invalid key in record".
+        perSeries: z.record(seriesName, z.number().positive(), { error: (issue) => (issue.code === 'invalid_key' ? SERIES_NAME_RULE : undefined) }).default({}).meta({
           description: 'Days to keep for particular series, by series name, e.g. {livingroom.temperature: 730}.',
         }),
         maxDatabaseMb: z.number().min(0).default(0).meta({
@@ -311,8 +315,27 @@ const publishSchema = z
     topicTemplate: z.string().default('{baseTopic}/{forecast}/forecast').meta({ description: 'Where forecasts are published.' }),
     retain: z.boolean().default(true).meta({ description: 'Retained, so a consumer that connects later gets the current forecast at once.' }),
     qos: z.union([z.literal(0), z.literal(1)]).default(1).meta({
-      description: 'QoS 1 forecasts published while offline are sent on reconnect; QoS 0 ones may be lost.',
+      description:
+        'Forecasts wait in the outbox table while the broker is unreachable, with either QoS. QoS 1: a forecast leaves the outbox only when the broker confirms it (PUBACK), so a disconnect or a restart loses none; one whose PUBACK was lost is sent again (consumers deduplicate by issuedAt). QoS 0: it counts as sent once written to the connection, which can lose it.',
     }),
+    expireAtHorizon: z.boolean().default(true).meta({
+      description:
+        'A forecast whose horizon is over (all its points in the past) is not sent any more, and (MQTT 5) carries a message expiry at its horizon, so that neither a broker queue nor the retained topic serves it stale.',
+    }),
+    outbox: z
+      .object({
+        maxPending: z.number().int().min(1).max(10_000_000).default(10_000).meta({
+          description:
+            'Forecasts that may wait in the outbox (broker unreachable). Beyond it the oldest superseded forecast (a newer one waits for the same topic) is given up first, then the oldest; counted in forecastd_outbox_dropped_total and logged.',
+        }),
+        maxInFlight: z.number().int().min(1).max(1000).default(20).meta({
+          description: 'QoS 1 forecasts sent and not yet confirmed at once (Mosquitto accepts 20 per client by default: max_inflight_messages).',
+        }),
+        keepSettledHours: z.number().min(0).default(24).meta({ description: 'Sent, refused and expired forecasts stay in the outbox table this long (for diagnosis), then are deleted.' }),
+      })
+      .strict()
+      .prefault({})
+      .meta({ description: 'The outbox table in the database that every forecast goes through on its way to the broker.' }),
   })
   .strict();
 

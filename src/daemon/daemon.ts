@@ -7,11 +7,12 @@
  * Each part receives only what it uses.
  */
 import type { MqttClient } from 'mqtt';
-import { availabilityTopic, connectBroker, disconnectBroker } from '../broker/connection.js';
+import { availabilityTopic, BrokerStats, connectBroker, disconnectBroker } from '../broker/connection.js';
 import type { Config, ForecastConfig } from '../config/schema.js';
 import { Ingestor } from '../ingest/ingestor.js';
 import { subscribeIngest } from '../ingest/subscription.js';
 import { acceptTrainRequests } from '../scheduler/trainRequests.js';
+import { BrokerDropWatch } from '../broker/brokerDrops.js';
 import { createTopicMapper } from '../ingest/topics.js';
 import type { Logger } from '../log.js';
 import { initBackend, type BackendName } from '../model/backend.js';
@@ -38,6 +39,7 @@ import { HomeAssistantPublisher } from '../publish/homeAssistant.js';
 import { forecastdVersion, StatusPublisher, type DaemonView } from '../publish/status.js';
 import { ModelPinStore } from '../store/modelPins.js';
 import { PublishedForecastStore } from '../store/publishedForecasts.js';
+import { OutboxStore } from '../store/outbox.js';
 import { IssuedForecastStore } from '../store/issuedForecasts.js';
 import { LiveAccuracyJob } from '../scheduler/accuracyJob.js';
 import { SeriesCatalog } from '../store/seriesCatalog.js';
@@ -64,10 +66,16 @@ export interface Daemon {
   readonly trainings: TrainingRunner;
   readonly pool: TrainingPool;
   readonly forecasts: ForecastJobs;
+  /** Cron training ticks and interval forecast ticks fired so far (the clock-jump tests count them). */
+  readonly schedulerCounters: Readonly<Scheduler['counters']>;
   readonly databasePath: string;
   readonly checkpointRoot: string;
   /** Where the HTTP endpoint listens (http.enabled), e.g. http://127.0.0.1:8765; null when off or it could not listen. */
   readonly httpUrl: string | null;
+  /** Forecasts on their way to the broker: the outbox backlog and its counters (also on /metrics). */
+  readonly publisher: ForecastPublisher;
+  /** Broker connection attempts, failures by reason and ACL refusals (also on /metrics). */
+  readonly brokerStats: BrokerStats;
   train(forecast: string, reason?: string): TrainingRequestOutcome;
   issue(forecast: string): ForecastMessage | null;
   stop(): Promise<void>;
@@ -96,8 +104,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { tf, name: backend, skipped } = await initBackend(config.model.backend, { allowNative: false });
   log.info({ backend, passedOver: skipped }, `TensorFlow.js backend for inference: ${backend}`);
 
-  const client = connectBroker(config.mqtt, log.child({ component: 'broker' }));
-  const publisher = new ForecastPublisher(client, { publish: config.publish, baseTopic: config.mqtt.baseTopic }, log.child({ component: 'publish' }));
+  const brokerStats = new BrokerStats();
+  const client = connectBroker(config.mqtt, log.child({ component: 'broker' }), { stats: brokerStats });
+  // Forecasts go out through the outbox table: kept until the broker's PUBACK, across disconnects and restarts.
+  const publisher = new ForecastPublisher({
+    client,
+    outbox: new OutboxStore(db, { maxPending: config.publish.outbox.maxPending, clock }),
+    config: { publish: config.publish, baseTopic: config.mqtt.baseTopic },
+    clock,
+    log: log.child({ component: 'publish' }),
+  });
+  publisher.start();
   const pins = new ModelPinStore(db);
   // Live accuracy: every issued forecast is kept for a few days and scored after each tick (<baseTopic>/<forecast>/accuracy).
   const liveAccuracy = new LiveAccuracyJob({
@@ -120,8 +137,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // Read at forecast time only, after `trainings` exists: a failed last training makes the forecast degraded.
     trainingFailure: (name) => trainings.lastFailure.get(name),
     publish: (message) => {
-      publisher.publish(message);
-      published.record(message);
+      // One transaction: the outbox row and the "latest forecast" record exist together or not at all.
+      db.transaction(() => {
+        publisher.publish(message);
+        published.record(message);
+      })();
       const issuedFor = forecastByName(message.forecast);
       if (issuedFor) liveAccuracy.afterTick(issuedFor, message, config.forecasts);
       options.onForecast?.(message);
@@ -223,6 +243,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     baseTopic: config.mqtt.baseTopic,
     clock,
     brokerConnected: () => client.connected,
+    ingest: () => subscription.health(),
+    databaseQuarantinedAs: quarantined,
     forecasts: () =>
       config.forecasts.map((forecast) => ({
         config: forecast,
@@ -236,6 +258,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   };
   const catalog = new SeriesCatalog(db);
   let homeAssistant: HomeAssistantPublisher | null = null;
+  // Readings the broker dropped never reach ingest: its own counter is the only way to see them.
+  const brokerDrops = config.mqtt.watchBrokerDrops ? new BrokerDropWatch({ client, log: log.child({ component: 'broker' }) }) : null;
   const http = config.http.enabled
     ? new HttpServer({
         config: config.http,
@@ -252,6 +276,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             brokerConnected: () => client.connected,
             brokerUrl: config.mqtt.url,
             db,
+            ingest: () => subscription.health(),
             forecasts: config.forecasts,
             lastTick: (name) => lastTicks.get(name),
             startedAt,
@@ -264,6 +289,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             trainingCounters: trainings.counters,
             forecastCounters: forecasts.counters,
             forecastsPublished: () => publisher.published,
+            outbox: () => ({ ...publisher.backlog(), ...publisher.counters }),
             database: () => {
               let walBytes = 0;
               try {
@@ -278,6 +304,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             telemetry: telemetry!,
             homeAssistant: homeAssistant?.counters ?? null,
             liveAccuracy: () => [...liveAccuracy.latest.values()],
+            broker: brokerStats,
+            brokerDropped: () => brokerDrops?.dropped ?? null,
           }),
       })
     : null;
@@ -318,9 +346,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     request: (name, reason) => trainings.request(name, reason),
     log: log.child({ component: 'training' }),
   });
+  // After subscribeIngest, like the claims above: the $SYS topic is kept from the ingest handler.
+  brokerDrops?.start();
   statusPublisher.start();
   const stopObservability = async () => {
     statusPublisher.stop();
+    brokerDrops?.stop();
     homeAssistant?.stop();
     telemetry?.stop();
     await http?.stop();
@@ -337,9 +368,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     trainings,
     pool,
     forecasts,
+    schedulerCounters: scheduler.counters,
     databasePath,
     checkpointRoot,
     httpUrl,
+    publisher,
+    brokerStats,
     train: (name, reason = 'manual') => trainings.request(name, reason),
     issue,
     stop() {
@@ -359,6 +393,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             // A broker that is down would keep QoS 1 publishes waiting for ever: give it a share of the budget.
             { name: 'disconnect broker', run: () => disconnectBroker(client, config.mqtt), timeoutMs: Math.round(budgetMs / 4) },
             { name: 'force-close broker connection', run: () => void client.end(true) },
+            // PUBACKs that came in time are recorded by now; forecasts still pending go out at the next start.
+            { name: 'stop forecast outbox', run: () => publisher.stop() },
             { name: 'dispose models', run: () => forecasts.dispose() },
             { name: 'close database', run: () => db.close() },
           ],

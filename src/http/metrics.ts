@@ -25,6 +25,21 @@ export interface MetricsSources {
   homeAssistant: { discoverySent: number; birthMessages: number; summariesSent: number } | null;
   /** The newest live accuracy report per forecast (scheduler/accuracyJob.ts); absent: no live accuracy gauges. */
   liveAccuracy?: () => readonly LiveAccuracyReport[];
+  /** The forecast outbox (publish/outboxDrain.ts); absent: no outbox metrics. */
+  outbox?: () => { pending: number; inFlight: number; published: number; refused: number; republished: number; expired: number; dropped: number };
+  /** Broker connection counters (broker/stats.ts BrokerStats); absent: no broker connection families. */
+  broker?: BrokerCounters;
+  /** The broker's $SYS dropped-messages count (broker/brokerDrops.ts); null or absent: unknown, no gauge. */
+  brokerDropped?: () => number | null;
+}
+
+export interface BrokerCounters {
+  readonly attempts: number;
+  readonly connects: number;
+  readonly failures: Readonly<Record<string, number>>;
+  readonly connectionsLost: number;
+  readonly refusals: Readonly<Record<string, number>>;
+  readonly lastFailure: { readonly at: number } | null;
 }
 
 const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
@@ -32,6 +47,42 @@ const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${lette
 const family = (name: string, type: MetricFamily['type'], help: string, samples: Sample[]): MetricFamily => ({ name, type, help, samples });
 const value = (v: number | null | undefined, labels?: Record<string, string>): Sample[] =>
   v === null || v === undefined || !Number.isFinite(v) ? [] : [{ labels, value: v }];
+
+/** Why the broker is not connected (failures by reason) and what its ACL refuses, for an alert that names the fix. */
+function brokerFamilies(broker: BrokerCounters | undefined): MetricFamily[] {
+  if (!broker) return [];
+  return [
+    family('forecastd_broker_connect_attempts_total', 'counter', 'Broker connection attempts: the first one and every reconnect.', [{ value: broker.attempts }]),
+    family('forecastd_broker_connects_total', 'counter', 'Broker connection attempts the broker accepted.', [{ value: broker.connects }]),
+    family(
+      'forecastd_broker_connect_failures_total',
+      'counter',
+      'Failed broker connection attempts, by reason: tls (certificate, CA, name, expiry), auth (login refused), network (refused, reset, timeout), other.',
+      Object.entries(broker.failures).map(([reason, count]) => ({ labels: { reason }, value: count })),
+    ),
+    family('forecastd_broker_connections_lost_total', 'counter', 'Established broker connections that dropped.', [{ value: broker.connectionsLost }]),
+    family(
+      'forecastd_broker_refusals_total',
+      'counter',
+      'Topic filters (operation="subscribe") and publishes (operation="publish", MQTT 5 only) the broker refused, usually by its ACL.',
+      Object.entries(broker.refusals).map(([operation, count]) => ({ labels: { operation }, value: count })),
+    ),
+    family('forecastd_broker_last_connect_failure_timestamp_seconds', 'gauge', 'When the last broker connection attempt failed (Unix time).', value(broker.lastFailure ? broker.lastFailure.at / 1000 : null)),
+  ];
+}
+
+function outboxFamilies(outbox: ReturnType<NonNullable<MetricsSources['outbox']>> | undefined): MetricFamily[] {
+  if (!outbox) return [];
+  return [
+    family('forecastd_outbox_pending', 'gauge', 'Forecasts waiting in the outbox for the broker (in flight included); a steady rise means the broker is unreachable.', [{ value: outbox.pending }]),
+    family('forecastd_outbox_in_flight', 'gauge', 'Forecasts sent and awaiting the broker\'s PUBACK.', [{ value: outbox.inFlight }]),
+    family('forecastd_outbox_published_total', 'counter', 'Forecasts that left the outbox confirmed by the broker.', [{ value: outbox.published }]),
+    family('forecastd_outbox_refused_total', 'counter', 'Forecasts the broker refused (PUBACK reason code >= 0x80, e.g. an ACL); not retried.', [{ value: outbox.refused }]),
+    family('forecastd_outbox_republished_total', 'counter', 'Forecasts sent again after a restart or a lost hand-over (each a possible duplicate; consumers deduplicate by issuedAt).', [{ value: outbox.republished }]),
+    family('forecastd_outbox_expired_total', 'counter', 'Forecasts not sent because their horizon was over before the broker could be reached.', [{ value: outbox.expired }]),
+    family('forecastd_outbox_dropped_total', 'counter', 'Forecasts given up because publish.outbox.maxPending were waiting.', [{ value: outbox.dropped }]),
+  ];
+}
 
 export function collectMetrics(sources: MetricsSources): MetricFamily[] {
   const { view, ingest } = sources;
@@ -51,6 +102,13 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
       { labels: { version: view.version, backend: view.backend }, value: 1 },
     ]),
     family('forecastd_broker_connected', 'gauge', '1 while connected to the MQTT broker.', [{ value: view.brokerConnected() ? 1 : 0 }]),
+    ...brokerFamilies(sources.broker),
+    family(
+      'forecastd_broker_dropped_messages',
+      'gauge',
+      "Messages the broker says it dropped (Mosquitto $SYS/broker/publish/messages/dropped) since it started, for all its clients, not only forecastd: queue limits (max_queued_messages, max_queued_bytes) reached for an offline or slow client. Absent when the broker does not publish $SYS.",
+      value(sources.brokerDropped?.()),
+    ),
 
     family('forecastd_readings_received_total', 'counter', 'MQTT messages received on the ingest topics.', [{ value: ingest.received }]),
     family('forecastd_readings_stored_total', 'counter', 'Readings committed to the database (a message can hold several).', [{ value: ingest.stored }]),
@@ -58,7 +116,7 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     family(
       'forecastd_readings_rejected_total',
       'counter',
-      'Messages rejected, by reason (not_a_number, too_large, unknown_topic, ...).',
+      'Messages rejected, by reason (not_a_number, too_large, unknown_topic, too_old, in_future, ...; clock_unsynced: the system clock was not set yet, e.g. a Pi before NTP).',
       Object.entries(ingest.rejected).map(([reason, count]) => ({ labels: { reason }, value: count })),
     ),
     family('forecastd_readings_stored_per_second', 'gauge', 'Readings stored per second over the last minute.', [{ value: sources.telemetry.readingsPerSecond() }]),
@@ -119,7 +177,8 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
       { labels: { served_by: 'model' }, value: sources.forecastCounters.issued - (sources.forecastCounters.issuedByBaseline ?? 0) },
       { labels: { served_by: 'baseline' }, value: sources.forecastCounters.issuedByBaseline ?? 0 },
     ]),
-    family('forecastd_forecasts_published_total', 'counter', 'Forecast messages handed to the broker.', [{ value: sources.forecastsPublished() }]),
+    family('forecastd_forecasts_published_total', 'counter', 'Forecast messages the broker confirmed (QoS 1 PUBACK).', [{ value: sources.forecastsPublished() }]),
+    ...outboxFamilies(sources.outbox?.()),
     family('forecastd_forecasts_skipped_total', 'counter', 'Forecast ticks without a forecast, by reason.', [
       { labels: { reason: 'warming_up' }, value: sources.forecastCounters.skippedNoModel },
       { labels: { reason: 'input_gap' }, value: sources.forecastCounters.skippedGap },
@@ -142,6 +201,12 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     ),
     family('forecastd_live_samples', 'gauge', 'Forecast points scored against actual values over the live window, all steps together.', live.flatMap((report) => value(report.samples, { forecast: report.forecast }))),
 
+    family(
+      'forecastd_database_quarantined',
+      'gauge',
+      '1 when this run started with an empty database because the previous one was corrupt (moved aside as <file>.corrupt-<time>, see the log); 0 otherwise.',
+      [{ value: view.databaseQuarantinedAs ? 1 : 0 }],
+    ),
     family('forecastd_database_used_bytes', 'gauge', 'Bytes of live pages in the SQLite database.', [{ value: database.usedBytes }]),
     family('forecastd_database_file_bytes', 'gauge', 'Size of the database files on disk.', [
       { labels: { file: 'db' }, value: database.fileBytes },

@@ -10,6 +10,7 @@ import type { MqttClient } from 'mqtt';
 import cron from 'node-cron';
 import { formatDuration } from '../config/duration.js';
 import type { ForecastConfig } from '../config/schema.js';
+import type { IngestHealth } from '../ingest/subscription.js';
 import type { Logger } from '../log.js';
 import type { BackendName } from '../model/backend.js';
 import type { EpochProgress, TrainingSummary } from '../model/training.js';
@@ -49,7 +50,19 @@ export interface DaemonView {
   readonly baseTopic: string;
   clock(): number;
   brokerConnected(): boolean;
+  /** Whether readings are being stored (absent where nothing ingests). */
+  ingest?(): IngestHealth;
+  /** Where a corrupt database found at start was moved (this run began with an empty one); null or absent: none. */
+  readonly databaseQuarantinedAs?: string | null;
   forecasts(): ForecastFacts[];
+}
+
+/** `storing: false` while commits fail (a full disk): readings then wait, unacknowledged, at the broker. */
+export interface IngestStatus {
+  storing: boolean;
+  failingSince: string | null;
+  error: string | null;
+  heldMessages: number;
 }
 
 export type Validation = NonNullable<ForecastMessage['model']['validation']>;
@@ -81,6 +94,9 @@ export interface StatusDocument {
   uptimeSeconds: number;
   backend: BackendName;
   brokerConnected: boolean;
+  ingest?: IngestStatus;
+  /** Set when this run started with an empty database after moving a corrupt one here (an alert: history was lost). */
+  databaseQuarantinedAs?: string;
   forecasts: Record<string, ForecastStatus>;
 }
 
@@ -174,6 +190,7 @@ export function statusDocument(view: DaemonView): StatusDocument {
   const now = view.clock();
   const forecasts: Record<string, ForecastStatus> = {};
   for (const facts of view.forecasts()) forecasts[facts.config.name] = forecastStatus(facts, now, view.startedAt);
+  const ingest = view.ingest?.();
   return {
     version: view.version,
     startedAt: new Date(view.startedAt).toISOString(),
@@ -181,13 +198,17 @@ export function statusDocument(view: DaemonView): StatusDocument {
     uptimeSeconds: Math.round((now - view.startedAt) / 1000),
     backend: view.backend,
     brokerConnected: view.brokerConnected(),
+    ...(ingest && {
+      ingest: { storing: ingest.storing, failingSince: isoOrNull(ingest.failingSince), error: ingest.lastError, heldMessages: ingest.held },
+    }),
+    ...(view.databaseQuarantinedAs ? { databaseQuarantinedAs: view.databaseQuarantinedAs } : {}),
     forecasts,
   };
 }
 
-/** What counts as a change: everything but the clock-driven fields (uptime, ETA). */
+/** What counts as a change: everything but the clock-driven fields (uptime, ETA, the count of held messages). */
 function changeKey(doc: StatusDocument): string {
-  return JSON.stringify(doc.forecasts, (key, value) => (key === 'etaSeconds' ? undefined : value));
+  return JSON.stringify([doc.ingest?.storing, doc.forecasts], (key, value) => (key === 'etaSeconds' ? undefined : value));
 }
 
 export const statusTopic = (baseTopic: string) => `${baseTopic}/status`;
@@ -229,7 +250,9 @@ export class StatusPublisher {
   /** Publishes when something changed or the interval is up. */
   tick(): void {
     const doc = statusDocument(this.deps.view);
-    const due = this.deps.view.clock() - this.lastPublishedAt >= this.deps.intervalSeconds * 1000;
+    const sinceMs = this.deps.view.clock() - this.lastPublishedAt;
+    // A clock stepped back (reliability.md F8) would otherwise hold the periodic publish until it caught up again.
+    const due = sinceMs >= this.deps.intervalSeconds * 1000 || sinceMs < 0;
     if (due || changeKey(doc) !== this.lastKey) this.publish(doc);
   }
 

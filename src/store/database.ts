@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 
@@ -87,6 +87,25 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (forecast, issued_at)
    ) STRICT, WITHOUT ROWID;
    CREATE INDEX issued_forecasts_issued_at ON issued_forecasts(issued_at);`,
+  // The forecast outbox (store/outbox.ts): a forecast stays pending here until the broker's PUBACK, across
+  // disconnects and restarts. AUTOINCREMENT: ids never come back after pruning, so they order the rows for good.
+  `CREATE TABLE outbox (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     topic TEXT NOT NULL,
+     payload TEXT NOT NULL,
+     retain INTEGER NOT NULL CHECK (retain IN (0, 1)),
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER,
+     state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'published', 'refused', 'expired', 'dropped')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     last_attempt_at INTEGER,
+     published_at INTEGER,
+     settled_at INTEGER,
+     reason_code INTEGER
+   ) STRICT;
+   CREATE INDEX outbox_pending ON outbox(id) WHERE state = 'pending';
+   CREATE INDEX outbox_topic ON outbox(topic, id);
+   CREATE INDEX outbox_settled ON outbox(settled_at) WHERE state <> 'pending';`,
 ];
 
 export interface OpenOptions {
@@ -116,6 +135,13 @@ function migrate(db: Db): void {
   }
 }
 
+/**
+ * Result codes that mean the file itself is damaged. Anything else the check may throw is the disk's or the system's
+ * trouble, not the file's: on a full disk SQLite cannot size its -shm file and quick_check fails with
+ * SQLITE_IOERR_SHMSIZE, and quarantining would throw a healthy history away for it (reliability.md F5).
+ */
+const CORRUPTION_CODE = /^SQLITE_(CORRUPT|NOTADB)/;
+
 /** better-sqlite3 opens a corrupt file without complaint; the damage shows on the first query. */
 function isHealthy(db: Db): string | null {
   try {
@@ -123,8 +149,50 @@ function isHealthy(db: Db): string | null {
     const verdict = rows.map((row) => row.quick_check).join('; ');
     return verdict === 'ok' ? null : verdict;
   } catch (error) {
+    if (!CORRUPTION_CODE.test((error as { code?: unknown }).code as string)) throw error;
     return (error as Error).message;
   }
+}
+
+/** The database could not be opened or prepared for a reason outside the file: disk full, I/O error, permissions. */
+export class DatabaseUnavailableError extends Error {
+  constructor(message: string, readonly code: string, options: { cause: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Free bytes for an unprivileged writer on the file system holding `dir`, or null when it cannot tell. */
+function freeBytes(dir: string): number | null {
+  try {
+    const stats = statfsSync(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return null;
+  }
+}
+
+/** Below this much free space, a failure to open is put down to a full disk in the message. */
+const NEARLY_FULL_BYTES = 1024 * 1024;
+
+/**
+ * Says what went wrong and what happens next. forecastd exits (code 1) rather than waiting in-process: systemd's
+ * Restart=on-failure starts it again every RestartSec, each attempt is one log line, and READY=1 is never sent for
+ * a daemon that cannot store anything.
+ */
+function unavailable(path: string, error: unknown): DatabaseUnavailableError {
+  const code = String((error as { code?: unknown }).code ?? 'unknown');
+  const free = path === ':memory:' ? null : freeBytes(dirname(path));
+  const diskFull = code === 'SQLITE_FULL' || code === 'ENOSPC' || (free !== null && free < NEARLY_FULL_BYTES);
+  const cause = diskFull
+    ? `the disk is full (${free === null ? 'free space unknown' : `${Math.floor(free / 1024)} KiB free`} in ${dirname(path)}): free some space there`
+    : /^SQLITE_(BUSY|LOCKED)/.test(code)
+      ? 'another process holds it (a second forecastd?)'
+      : 'check the permissions of storage.stateDir and the disk holding it';
+  return new DatabaseUnavailableError(
+    `cannot open the database ${path}: ${(error as Error).message} (${code}); ${cause}. The database file was left as it is; forecastd exits and starts normally once this is fixed (systemd restarts it)`,
+    code,
+    { cause: error },
+  );
 }
 
 /** Renames the database and its -wal/-shm together, so that a fresh start never mixes files of two databases. */
@@ -147,16 +215,25 @@ export function openDatabase(options: OpenOptions): { db: Db; quarantined: strin
     applyPragmas(db, options.synchronous, true);
     return { db, quarantined: null };
   }
-  let db = new Database(options.path);
-  let quarantined: string | null = null;
-  const problem = isHealthy(db);
-  if (problem) {
-    db.close();
-    quarantined = quarantineDatabase(options.path);
-    options.log?.error({ path: options.path, quarantinedAs: quarantined, problem }, 'database is corrupt: moved aside, starting with an empty one');
+  let db: Db | null = null;
+  try {
     db = new Database(options.path);
+    let quarantined: string | null = null;
+    const problem = isHealthy(db);
+    if (problem) {
+      db.close();
+      quarantined = quarantineDatabase(options.path);
+      options.log?.error({ path: options.path, quarantinedAs: quarantined, problem }, 'database is corrupt: moved aside, starting with an empty one');
+      db = new Database(options.path);
+    }
+    applyPragmas(db, options.synchronous, false);
+    migrate(db);
+    return { db, quarantined };
+  } catch (error) {
+    if (db?.open) db.close();
+    if (typeof (error as { code?: unknown }).code !== 'string') throw error;
+    const failure = unavailable(options.path, error);
+    options.log?.error({ path: options.path, code: failure.code, err: (error as Error).message }, failure.message);
+    throw failure;
   }
-  applyPragmas(db, options.synchronous, false);
-  migrate(db);
-  return { db, quarantined };
 }
