@@ -84,6 +84,15 @@ function outboxFamilies(outbox: ReturnType<NonNullable<MetricsSources['outbox']>
   ];
 }
 
+/** Whether readings are being committed now (0: the database refuses writes, e.g. a full disk; the broker keeps them). */
+function ingestHealthFamilies(health: ReturnType<NonNullable<DaemonView['ingest']>> | undefined): MetricFamily[] {
+  if (!health) return [];
+  return [
+    family('forecastd_ingest_storing', 'gauge', '1 while readings are committed; 0 while the database refuses writes (a full disk): messages then stay unacknowledged at the broker and are retried.', [{ value: health.storing ? 1 : 0 }]),
+    family('forecastd_ingest_held_messages', 'gauge', 'Messages received but not yet acknowledged because their commit failed; they are retried, and the broker still holds them.', [{ value: health.held }]),
+  ];
+}
+
 export function collectMetrics(sources: MetricsSources): MetricFamily[] {
   const { view, ingest } = sources;
   const now = view.clock();
@@ -110,6 +119,7 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
       value(sources.brokerDropped?.()),
     ),
 
+    ...ingestHealthFamilies(view.ingest?.()),
     family('forecastd_readings_received_total', 'counter', 'MQTT messages received on the ingest topics.', [{ value: ingest.received }]),
     family('forecastd_readings_stored_total', 'counter', 'Readings committed to the database (a message can hold several).', [{ value: ingest.stored }]),
     family('forecastd_readings_duplicate_total', 'counter', 'Readings already stored (an MQTT redelivery), not stored again.', [{ value: ingest.duplicates }]),

@@ -285,6 +285,7 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
     const ready = await getJson(`${httpUrl}/readyz`);
     const status = await getJson(`${httpUrl}/api/status`);
     const ingest = status.body.ingest as { storing: boolean; heldMessages: number; error: string | null };
+    const metricsWhileFull = await (await fetch(`${httpUrl}/metrics`)).text();
     const databaseCheck = (ready.body.checks as Record<string, { ok: boolean; detail: string }>).database;
     const whileFull = daemon.lines.slice(linesBeforeFill);
     assert.ok(daemon.running, 'the daemon is still running');
@@ -296,6 +297,8 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
     assert.equal(ingest.storing, false, 'the status document says ingest is not storing');
     assert.match(String(ingest.error), /disk is full/);
     assert.ok(ingest.heldMessages > 0, 'messages are held unacknowledged');
+    assert.match(metricsWhileFull, /^forecastd_ingest_storing 0$/m, '/metrics says ingest is not storing');
+    assert.match(metricsWhileFull, /^forecastd_ingest_held_messages [1-9]\d*$/m, '/metrics counts the held messages');
     assert.equal(whileFull.filter(storageError).length, 1, 'the storage error is logged once');
     assert.deepEqual(whileFull.filter(isError).map((line) => line.msg), [failedLine.msg], 'and no other error');
     assert.equal(whileFull.filter(connected).length, 0, 'no reconnect while full: retries stay on the connection');
@@ -308,6 +311,7 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
     await daemon.waitForLog((line) => line.msg === 'storing readings again', 10_000, 'the recovery line');
     rows.close();
     assert.equal((await getJson(`${httpUrl}/readyz`)).status, 200, 'ready again');
+    assert.match(await (await fetch(`${httpUrl}/metrics`)).text(), /^forecastd_ingest_storing 1$/m, '/metrics says storing again');
     const connectsWhileFull = daemon.lines.filter(connected).length - connectsBeforeFill;
     const droppedTotal = await dropped.fresh();
     const stopped = await daemon.stop();
