@@ -9,7 +9,7 @@
  *                             [--receive-maximum 100]   (MQTT 5 Receive Maximum for the draining clients)
  *
  * Method:
- *  1. A private Mosquitto (reliability.md §1.6 limits: max_queued_messages 0, max_queued_bytes 64M) on a free
+ *  1. A private Mosquitto (the limits docs/reliability.md recommends: max_queued_messages 1000000, max_queued_bytes 64M) on a free
  *     loopback port; if it cannot start, the local broker on 127.0.0.1:1883 (whose default queue limit of 1000
  *     would drop messages: the `lost` figure then shows it).
  *  2. Two persistent sessions subscribe at QoS 1 and go offline: a bare mqtt.js client, and forecastd itself

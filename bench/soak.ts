@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) say('(run with node --expose-gc for heap figures after a full collection)');
 
-  const privateBroker = mosquittoAvailable() ? await startMosquitto({ maxQueuedMessages: 0 }) : null;
+  const privateBroker = mosquittoAvailable() ? await startMosquitto() : null;
   const broker = privateBroker
     ? { kind: 'private mosquitto', url: privateBroker.url, protocolVersion: 5 as const, close: () => privateBroker.close() }
     : await testBroker();

@@ -8,7 +8,7 @@
  * and its forecastd_broker_dropped_messages gauge).
  *
  *   default queue     Mosquitto's defaults, max_queued_messages 1000 and no byte limit: the excess is dropped
- *   §1.6 broker       max_queued_messages 0 with max_queued_bytes 64 MiB: nothing dropped
+ *   recommended       max_queued_messages 1000000 with max_queued_bytes 64 MiB (docs/reliability.md): nothing dropped
  *   session expiry    the MQTT 5 session expires during the outage (mqtt.sessionExpiryDays can be a fraction
  *                     of a day, here 2 s): the broker discards the session and its queue; not a "drop", so
  *                     the loss is counted as acked − stored and explained by the broker's "Expiring client" line
@@ -203,7 +203,7 @@ describe('F4: the daemon offline for longer than the broker queues for it', { sk
       brokerDropped: outcome.sysDropped,
       lost: acked - outcome.stored.size - outcome.sysDropped,
       recovery: `restart→queue drained ${secondsText(outcome.recoveryMs)}`,
-      note: `the broker's queue limit, counted: $SYS dropped ${outcome.sysDropped} = forecastd's warning (${String(warning.dropped)}) = its gauge (${gauge}); broker log "${dropLines[0]?.replace(/^\d+: /, '') ?? 'none'}"; it kept the oldest ${outageStored.length} (seq ${outageStored[0]}–${outageStored.at(-1)}). Fix: max_queued_messages 0 + max_queued_bytes (§1.6 row)`,
+      note: `the broker's queue limit, counted: $SYS dropped ${outcome.sysDropped} = forecastd's warning (${String(warning.dropped)}) = its gauge (${gauge}); broker log "${dropLines[0]?.replace(/^\d+: /, '') ?? 'none'}"; it kept the oldest ${outageStored.length} (seq ${outageStored[0]}–${outageStored.at(-1)}). Fix: a large max_queued_messages + max_queued_bytes (next row, docs/reliability.md)`,
     });
     assert.equal(outcome.sessionPresent, true, 'the session survived the outage (only its queue overflowed)');
     assert.ok(outcome.sysDropped > 0, 'the broker dropped part of the outage');
@@ -223,15 +223,15 @@ describe('F4: the daemon offline for longer than the broker queues for it', { sk
     assert.equal(gauge, outcome.sysDropped, "forecastd_broker_dropped_messages equals the broker's $SYS value");
   });
 
-  it(`the recommended broker config (§1.6: max_queued_messages 0, max_queued_bytes 64 MiB): the same outage loses nothing`, { timeout: 90_000 }, async () => {
-    const run = await outageRun('s16', { maxQueuedMessages: 0, maxQueuedBytes: 67_108_864 }, {});
+  it(`the recommended broker config (max_queued_messages 1000000, max_queued_bytes 64 MiB): the same outage loses nothing`, { timeout: 90_000 }, async () => {
+    const run = await outageRun('s16', { maxQueuedMessages: 1_000_000, maxQueuedBytes: 67_108_864 }, {});
     const gauge = await scrapeGauge(run.daemon);
     const outcome = await run.finish();
     const acked = outcome.live.acked.size + outcome.outage.acked.size + outcome.after.acked.size;
     const warnings = outcome.daemon.lines.filter(isDropWarning);
     recordFault({
-      fault: 'F4 offline, broker per §1.6',
-      mechanism: `daemon stopped; ${OUTAGE} QoS 1 readings published; Mosquitto max_queued_messages 0, max_queued_bytes 64 MiB; daemon restarted`,
+      fault: 'F4 offline, recommended broker config',
+      mechanism: `daemon stopped; ${OUTAGE} QoS 1 readings published; Mosquitto max_queued_messages 1000000, max_queued_bytes 64 MiB; daemon restarted`,
       published: outcome.live.attempted + outcome.outage.attempted + outcome.after.attempted,
       acked,
       stored: outcome.stored.size,
@@ -252,7 +252,7 @@ describe('F4: the daemon offline for longer than the broker queues for it', { sk
 
   it(`an MQTT 5 session expiry (${SESSION_EXPIRY_S} s) shorter than the outage: the session and its queue are gone, counted and explained`, { timeout: 90_000 }, async () => {
     let clientId = '';
-    const run = await outageRun('expiry', { maxQueuedMessages: 0, maxQueuedBytes: 67_108_864 }, { sessionExpiryDays: SESSION_EXPIRY_S / 86_400 }, {
+    const run = await outageRun('expiry', { maxQueuedMessages: 1_000_000, maxQueuedBytes: 67_108_864 }, { sessionExpiryDays: SESSION_EXPIRY_S / 86_400 }, {
       sessionLost: true,
       whileDown: async (broker) => {
         // The outage outlasts the session: wait (bounded) for the broker to expire it.

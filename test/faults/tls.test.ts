@@ -161,7 +161,7 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
   let expired: PrivateMosquitto; // TLS with a certificate that ended yesterday
   let elsewhere: PrivateMosquitto; // TLS with a certificate for broker.invalid only
   let acl: PrivateMosquitto; // TLS + password file + acl_file
-  let aclZero: PrivateMosquitto; // the same with max_queued_messages 0 (reliability.md §1.6)
+  let aclZero: PrivateMosquitto; // the same with max_queued_messages 0 (design notes §1.6; docs/reliability.md says why not)
   let dynsec: PrivateMosquitto | null = null; // TLS + dynamic-security plugin (subscribe ACLs)
   let sensor: MqttClient;
   const daemons: Daemon[] = [];
@@ -198,7 +198,7 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
       startMosquitto({ listenerConfig: tlsWith('elsewhere'), allowAnonymous: false, extraConfig: passwords }),
       // Mosquitto's default queue limit: with `max_queued_messages 0` (aclZero) 2.0.11 drops every client whose publish the ACL denies.
       startMosquitto({ listenerConfig: tls, allowAnonymous: false, maxQueuedMessages: 1000, extraConfig: aclConfig }),
-      startMosquitto({ listenerConfig: tls, allowAnonymous: false, extraConfig: aclConfig }),
+      startMosquitto({ listenerConfig: tls, allowAnonymous: false, maxQueuedMessages: 0, extraConfig: aclConfig }),
     ]);
     if (DYNSEC_PLUGIN) {
       writeFileSync(file('dynsec.json'), dynsecConfig(

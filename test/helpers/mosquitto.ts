@@ -36,7 +36,10 @@ export interface MosquittoOptions {
   listenerConfig?: string[];
   /** `allow_anonymous` (default true); false with a `password_file` line in extraConfig requires a login. */
   allowAnonymous?: boolean;
-  /** Per-client queue limit; 0 = no count limit (reliability.md §1.6). */
+  /**
+   * Per-client queue limit. The default, a count too large to reach, is docs/reliability.md's recommendation: 0 also
+   * means "no limit", but then Mosquitto 2.0.11 drops any client whose publish its ACL denies.
+   */
   maxQueuedMessages?: number;
   maxQueuedBytes?: number;
 }
@@ -101,7 +104,7 @@ function renderConfig(port: number, dir: string, options: MosquittoOptions): str
     'persistence true',
     `persistence_location ${dir}/`,
     `autosave_interval ${options.autosaveInterval ?? 1800}`,
-    `max_queued_messages ${options.maxQueuedMessages ?? 0}`,
+    `max_queued_messages ${options.maxQueuedMessages ?? 1_000_000}`,
     `max_queued_bytes ${options.maxQueuedBytes ?? 67_108_864}`,
     'sys_interval 1',
     `log_dest file ${join(dir, 'mosquitto.log')}`,
