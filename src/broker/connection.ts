@@ -104,8 +104,25 @@ export function connectBroker(mqttConfig: MqttConfig, log: Logger, options: Conn
     }
   });
   watchRefusals(client, stats, failureLog, mqttConfig.url);
+  client.on('disconnect', (packet) => {
+    const reasonCode = packet.reasonCode ?? 0;
+    if (reasonCode === SESSION_TAKEN_OVER) {
+      // Two processes sharing one client id take the session (and the readings queued in it) from each other: what
+      // the other one receives and acknowledges never reaches this database.
+      stats.sessionTakeovers++;
+      failureLog.error('takeover', { url: mqttConfig.url, clientId: mqttConfig.clientId, hint: TAKEOVER_HINT }, 'another client took over our MQTT session (same client id)');
+    } else {
+      log.warn({ url: mqttConfig.url, reasonCode, reason: packet.properties?.reasonString }, 'the broker disconnected us');
+    }
+  });
   return client;
 }
+
+/** MQTT 5 DISCONNECT reason code 0x8E: a new connection with the same client id replaced this one. */
+const SESSION_TAKEN_OVER = 0x8e;
+
+const TAKEOVER_HINT =
+  'two processes use one mqtt.clientId (a second forecastd, or a copied config): the readings the other one receives are acknowledged to the broker but never stored here; give each its own clientId';
 
 const FLAPPING_HINT =
   'see the broker log: an ACL denying one of our publishes (Mosquitto 2.0.11 with max_queued_messages 0 then drops the client), or another client using the same mqtt.clientId';

@@ -27,6 +27,8 @@ export class BrokerStats {
   readonly failures: Record<ConnectFailureReason, number> = { tls: 0, auth: 0, network: 0, other: 0 };
   /** Established connections that dropped (not counting our own disconnect at shutdown). */
   connectionsLost = 0;
+  /** MQTT 5 DISCONNECTs "session taken over" (0x8E): another client connected with our client id. */
+  sessionTakeovers = 0;
   /** Topic filters and messages the broker refused on an established connection (ACLs). */
   readonly refusals: Record<RefusedOperation, number> = { subscribe: 0, publish: 0 };
   lastFailure: LastConnectFailure | null = null;

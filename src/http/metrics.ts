@@ -38,6 +38,7 @@ export interface BrokerCounters {
   readonly connects: number;
   readonly failures: Readonly<Record<string, number>>;
   readonly connectionsLost: number;
+  readonly sessionTakeovers: number;
   readonly refusals: Readonly<Record<string, number>>;
   readonly lastFailure: { readonly at: number } | null;
 }
@@ -61,6 +62,12 @@ function brokerFamilies(broker: BrokerCounters | undefined): MetricFamily[] {
       Object.entries(broker.failures).map(([reason, count]) => ({ labels: { reason }, value: count })),
     ),
     family('forecastd_broker_connections_lost_total', 'counter', 'Established broker connections that dropped.', [{ value: broker.connectionsLost }]),
+    family(
+      'forecastd_broker_session_takeovers_total',
+      'counter',
+      'Times another client connected with our client id and took over the MQTT session (MQTT 5 DISCONNECT 0x8E); readings it receives are not stored here.',
+      [{ value: broker.sessionTakeovers }],
+    ),
     family(
       'forecastd_broker_refusals_total',
       'counter',

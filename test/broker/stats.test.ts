@@ -185,6 +185,35 @@ describe('connectBroker statistics', () => {
     assert.equal(flapping[0].level, 50);
   });
 
+  it('counts an MQTT 5 DISCONNECT "session taken over" (0x8E) and logs it once with what to change', { timeout: 20_000 }, async () => {
+    // Accepts the login, acknowledges the `online` message, then says another client took the session, as a broker
+    // does when a second process connects with the same client id.
+    const { url, server } = await fakeBroker((type, body, socket, flags) => {
+      if (type === CONNECT) socket.write(Buffer.from([0x20, 0x03, 0x00, 0x00, 0x00]));
+      else if (type === PUBLISH && (flags & 0x06) !== 0) {
+        const messageIdAt = 2 + body.readUInt16BE(0);
+        socket.write(Buffer.from([0x40, 0x02, body[messageIdAt], body[messageIdAt + 1]]));
+        socket.end(Buffer.from([0xe0, 0x02, 0x8e, 0x00]));
+      }
+    });
+    const { log, lines } = capturingLogger();
+    const stats = new BrokerStats();
+    const config = parseConfig({ mqtt: { url, protocolVersion: 5, clientId: 'twin', reconnectSeconds: 0.1, reconnectMaxSeconds: 0.4 } });
+    const client = connectBroker(config.mqtt, log, { stats });
+    try {
+      await waitFor(() => stats.sessionTakeovers >= 3, 15_000, 'three takeovers');
+    } finally {
+      client.end(true);
+      server.close();
+    }
+    const takeovers = lines.filter((line) => line.kind === 'takeover');
+    assert.equal(takeovers.length, 1, 'one error line for all the takeovers');
+    assert.equal(takeovers[0].level, 50);
+    assert.equal(takeovers[0].clientId, 'twin');
+    assert.match(String(takeovers[0].hint), /clientId/);
+    assert.equal(stats.failuresTotal, 0, 'every attempt was accepted');
+  });
+
   it('counts the topic filters a SUBACK refuses, and a lost connection once', { timeout: 20_000 }, async () => {
     let sockets = 0;
     const { url, server } = await fakeBroker((type, body, socket, flags) => {
