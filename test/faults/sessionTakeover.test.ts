@@ -97,7 +97,7 @@ describe('F2c session takeover', { skip, timeout: 120_000 }, () => {
     for (let intrusion = 0; intrusion < INTRUSIONS; intrusion++) {
       await waitFor(() => daemon!.client.connected, 20_000, `the daemon back on the session before intrusion ${intrusion + 1}`);
       await new Promise((resolve) => setTimeout(resolve, GAP_MS));
-      const intruder = await mqtt.connectAsync(mosquitto.url, {
+      const intruder = mqtt.connect(mosquitto.url, {
         protocolVersion: 5,
         clientId,
         clean: false,
@@ -105,7 +105,12 @@ describe('F2c session takeover', { skip, timeout: 120_000 }, () => {
         reconnectPeriod: 0,
       });
       clients.push(intruder);
-      intruder.on('message', (_topic, payload) => taken.add(Math.round(((JSON.parse(payload.toString()) as { value: number }).value))));
+      // Listening before the CONNACK: the broker sends the queued readings right behind it.
+      intruder.on('message', (_topic, payload) => taken.add(Math.round((JSON.parse(payload.toString()) as { value: number }).value)));
+      await new Promise((resolve, reject) => {
+        intruder.once('connect', resolve);
+        intruder.once('error', reject);
+      });
       await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
       // Leave without ending the session, as a second instance that crashes would.
       intruder.end(true);
@@ -117,12 +122,19 @@ describe('F2c session takeover', { skip, timeout: 120_000 }, () => {
     await waitFor(() => daemon!.client.connected, 30_000, 'the daemon to take its session back');
     const reconnectedAt = Date.now();
     const published = await stream.stop();
-    await waitFor(() => published.acked.size <= daemon!.ingestor.counters.stored + taken.size, 30_000, 'every acked reading to be stored or accounted as taken');
+    // By seq, not by count: a reading can be both taken and stored (the intruder got it after forecastd committed it
+    // but before its PUBACK reached the broker), and a count would let the wait end while others are still coming.
+    const databasePath = join(stateDir, 'forecastd.db');
+    const unaccounted = () => {
+      const stored = readStored(databasePath, base).bySeries.get('dev.temp') ?? new Set<number>();
+      return [...published.acked].filter((seq) => !stored.has(seq) && !taken.has(seq)).length;
+    };
+    await waitFor(() => unaccounted() === 0, 30_000, 'every acked reading to be stored or accounted as taken');
     const recoveryMs = Date.now() - reconnectedAt;
     await daemon.stop();
     daemon = undefined;
 
-    const stored = readStored(join(stateDir, 'forecastd.db'), base).bySeries.get('dev.temp') ?? new Set<number>();
+    const stored = readStored(databasePath, base).bySeries.get('dev.temp') ?? new Set<number>();
     const missing = [...published.acked].filter((seq) => !stored.has(seq) && !taken.has(seq));
     const both = [...taken].filter((seq) => stored.has(seq)).length;
     const takeoverLines = lines.filter((line) => line.msg === 'another client took over our MQTT session (same client id)');
