@@ -44,11 +44,20 @@ export class Ingestor {
       mapper: TopicMapper;
       limits: DecodeLimits;
       clock: () => number;
+      /**
+       * Milliseconds from any origin, never stepped (default performance.now): the log rate limits measure
+       * elapsed time with it, so that a wall clock stepped back an hour does not silence rejections for an hour.
+       */
+      elapsed?: () => number;
       log: Logger;
       /** When set, every rejected message is also written there (ingest.deadLetter.enabled). */
       deadLetters?: Pick<DeadLetterStore, 'record'>;
     },
   ) {}
+
+  private elapsed(): number {
+    return this.deps.elapsed ? this.deps.elapsed() : performance.now();
+  }
 
   handle(topic: string, payload: Uint8Array): void {
     this.counters.received++;
@@ -86,8 +95,9 @@ export class Ingestor {
   private reject(reason: RejectionReason, topic: string, detail: string, now: number, payload: Uint8Array): void {
     this.counters.rejected[reason]++;
     this.deadLetter(reason, topic, now, payload);
+    const at = this.elapsed();
     const last = this.lastRejectionLog.get(reason);
-    if (last && now - last.at < REJECTION_LOG_WINDOW_MS) {
+    if (last && at - last.at < REJECTION_LOG_WINDOW_MS) {
       last.suppressed++;
       return;
     }
@@ -98,7 +108,7 @@ export class Ingestor {
       { reason, topic: topic.slice(0, 200), detail, payloadBytes: payload.byteLength, payloadSha256, suppressedSinceLast: last?.suppressed ?? 0 },
       'reading rejected',
     );
-    this.lastRejectionLog.set(reason, { at: now, suppressed: 0 });
+    this.lastRejectionLog.set(reason, { at, suppressed: 0 });
   }
 
   /**
@@ -113,13 +123,14 @@ export class Ingestor {
       this.counters.deadLettered++;
     } catch (error) {
       this.counters.deadLetterFailures++;
+      const at = this.elapsed();
       const last = this.lastDeadLetterFailureLog;
-      if (now - last.at < REJECTION_LOG_WINDOW_MS) {
+      if (at - last.at < REJECTION_LOG_WINDOW_MS) {
         last.suppressed++;
         return;
       }
       this.deps.log.warn({ err: (error as Error).message, suppressedSinceLast: last.suppressed }, 'could not write a dead letter; the message is rejected all the same');
-      this.lastDeadLetterFailureLog = { at: now, suppressed: 0 };
+      this.lastDeadLetterFailureLog = { at, suppressed: 0 };
     }
   }
 }

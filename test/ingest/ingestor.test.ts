@@ -37,13 +37,15 @@ function setup(options: { limits?: Partial<DecodeLimits>; deadLetters?: Omit<Dea
   const store = new ReadingStore(db);
   const warnings: LogCall[] = [];
   const log = { warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }) } as unknown as Logger;
-  const clock = { now: NOW };
+  const clock = { now: NOW, elapsed: 0 };
   const deadLetters = options.deadLetters ? new DeadLetterStore(db, options.deadLetters, NOW) : undefined;
   const ingestor = new Ingestor({
     store,
     mapper: createTopicMapper(RULES),
     limits: { maxPayloadBytes: 64, maxFutureMs: 300_000, maxAgeMs: 24 * HOUR_MS, maxReadings: 3, ...options.limits },
     clock: () => clock.now,
+    // Moves with the wall clock unless a test steps the wall clock alone.
+    elapsed: () => clock.elapsed + clock.now,
     log,
     deadLetters,
   });
@@ -202,6 +204,16 @@ describe('Ingestor', () => {
     ingestor.handle('sensors/a/b', bytes('lukewarm'));
     assert.equal(warnings.length, 2);
     assert.equal(ingestor.counters.rejected.not_a_number, 5);
+  });
+
+  it('keeps logging rejections after the wall clock steps back: the rate limit counts elapsed time', () => {
+    const { ingestor, warnings, clock } = setup();
+    ingestor.handle('sensors/a/b', bytes('warm'));
+    // NTP steps the wall clock back an hour; 10 s really pass.
+    clock.now -= HOUR_MS;
+    clock.elapsed += HOUR_MS + 10_000;
+    ingestor.handle('sensors/a/b', bytes('hot'));
+    assert.equal(warnings.length, 2, 'the second rejection is logged 10 s later, not an hour later');
   });
 
   it('rate-limits each reason on its own', () => {
