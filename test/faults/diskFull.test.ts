@@ -24,10 +24,11 @@ import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { CheckpointStore, type CheckpointContent } from '../../src/model/checkpoint.js';
 import { waitFor } from '../helpers/broker.js';
-import { spawnDaemon, writeYaml, type DaemonProcess, type LogLine } from '../helpers/daemonProcess.js';
+import { writeYaml, type DaemonProcess, type LogLine } from '../helpers/daemonProcess.js';
+import { FaultScope } from '../helpers/faultScope.js';
 import { recordFault, secondsText } from '../helpers/faultReport.js';
 import { publishBurst, readingBurst } from '../helpers/load.js';
-import { MOSQUITTO_BIN, mosquittoAvailable, startMosquitto, watchSysCounter, type PrivateMosquitto, type SysCounter } from '../helpers/mosquitto.js';
+import { MOSQUITTO_BIN, mosquittoAvailable } from '../helpers/mosquitto.js';
 
 const LONG = process.env.FORECASTD_FAULTS_LONG === '1';
 /** Readings before the disk fills, during the stream that fills it, and published while the daemon is down (F5c). */
@@ -189,54 +190,24 @@ function checkpointContent(seed: number): CheckpointContent {
 const skip = skipReason();
 
 describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 180_000 }, () => {
-  const disks: SmallDisk[] = [];
-  const brokers: PrivateMosquitto[] = [];
-  const watchers: SysCounter[] = [];
-  const daemons: DaemonProcess[] = [];
-  const clients: MqttClient[] = [];
-  const dirs: string[] = [];
-
+  // Released in reverse order: the daemons on a tmpfs go before it is unmounted (a process holding files keeps it busy).
+  const scope = new FaultScope('f5');
   const disk = (sizeMiB: number) => {
     const mounted = mountSmallDisk(sizeMiB);
-    disks.push(mounted);
-    return mounted;
+    return scope.onClose(mounted, () => mounted.unmount());
   };
-  const tempDir = (label: string) => {
-    const dir = mkdtempSync(join(tmpdir(), `forecastd-f5-${label}-`));
-    dirs.push(dir);
-    return dir;
-  };
-  const broker = async () => {
-    const started = await startMosquitto();
-    brokers.push(started);
-    const dropped = await watchSysCounter(started.url);
-    watchers.push(dropped);
-    return { mosquitto: started, dropped };
-  };
-  const spawn = (configPath: string) => {
-    const daemon = spawnDaemon(configPath);
-    daemons.push(daemon);
-    return daemon;
-  };
+  const tempDir = (label: string) => scope.tempDir(label);
+  const broker = () => scope.broker();
+  const spawn = (configPath: string) => scope.spawn(configPath);
   const sensor = async (url: string, clientId: string) => {
     const client = await mqtt.connectAsync(url, { protocolVersion: 5, clientId, reconnectPeriod: 200, connectTimeout: 5000 });
     client.on('error', () => undefined);
-    clients.push(client);
-    return client;
+    return scope.track(client);
   };
   const httpUrlOf = async (daemon: DaemonProcess) =>
     String((await daemon.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('dashboard and metrics at'), 30_000, 'its HTTP address')).url);
 
-  after(async () => {
-    // Daemons first: a process holding files on a tmpfs keeps it busy.
-    for (const daemon of daemons) daemon.kill('SIGKILL');
-    await Promise.all(daemons.map((daemon) => daemon.exited));
-    await Promise.all(clients.map((client) => client.endAsync(true).catch(() => undefined)));
-    await Promise.all(watchers.map((watcher) => watcher.close()));
-    await Promise.all(brokers.map((started) => started.close()));
-    for (const mounted of disks) mounted.unmount();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => scope.close());
 
   it('F5a: full during ingest: nothing of the failed group is acked, one error, ingest reported failing, resumes in the same process when space returns', { timeout: 120_000 }, async () => {
     const { mosquitto, dropped } = await broker();

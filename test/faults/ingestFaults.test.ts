@@ -18,8 +18,6 @@
  *   lost        acked − stored − rejected − dropped: 0 wherever forecastd's promise covers it (I1/I3)
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -28,10 +26,11 @@ import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/log.js';
 import { seededRandom } from '../../src/model/random.js';
 import { waitFor } from '../helpers/broker.js';
-import { spawnDaemon, writeYaml, type DaemonProcess } from '../helpers/daemonProcess.js';
+import { writeYaml, type DaemonProcess } from '../helpers/daemonProcess.js';
+import { FaultScope } from '../helpers/faultScope.js';
 import { recordFault, secondsText } from '../helpers/faultReport.js';
 import { formatTable, publishBurst, readingBurst, readingPayload, type BurstMessage } from '../helpers/load.js';
-import { MOSQUITTO_BIN, mosquittoAvailable, startMosquitto, watchSysCounter, type MosquittoOptions, type PrivateMosquitto, type SysCounter } from '../helpers/mosquitto.js';
+import { MOSQUITTO_BIN, mosquittoAvailable, type MosquittoOptions } from '../helpers/mosquitto.js';
 import { ingestDaemonConfig, integrityCheck, isConnected, readingsBaseTs, readStored, rowCounter, subscribedTo } from '../helpers/storedReadings.js';
 
 const LONG = process.env.FORECASTD_FAULTS_LONG === '1';
@@ -73,30 +72,10 @@ interface KillRecord {
 const skip = mosquittoAvailable() ? false : `no Mosquitto binary at ${MOSQUITTO_BIN} (set FORECASTD_MOSQUITTO_BIN)`;
 
 describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_200_000 : 240_000 }, () => {
-  const brokers: PrivateMosquitto[] = [];
-  const watchers: SysCounter[] = [];
-  const daemons: DaemonProcess[] = [];
-  const inProcess: Daemon[] = [];
-  const clients: MqttClient[] = [];
-  const dirs: string[] = [];
-
-  const broker = async (options: MosquittoOptions = {}) => {
-    const started = await startMosquitto(options);
-    brokers.push(started);
-    const dropped = await watchSysCounter(started.url);
-    watchers.push(dropped);
-    return { broker: started, dropped };
-  };
-  const tempDir = (label: string) => {
-    const dir = mkdtempSync(join(tmpdir(), `forecastd-fault-${label}-`));
-    dirs.push(dir);
-    return dir;
-  };
-  const spawn = (configPath: string) => {
-    const daemon = spawnDaemon(configPath);
-    daemons.push(daemon);
-    return daemon;
-  };
+  const scope = new FaultScope('fault');
+  const broker = (options: MosquittoOptions = {}) => scope.broker(options);
+  const tempDir = (label: string) => scope.tempDir(label);
+  const spawn = (configPath: string) => scope.spawn(configPath);
   const publisher = async (url: string, clientId: string, persistent: boolean) => {
     const client = await mqtt.connectAsync(url, {
       protocolVersion: 5,
@@ -108,24 +87,15 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
       connectTimeout: 5000,
     });
     client.on('error', () => undefined);
-    clients.push(client);
-    return client;
+    return scope.track(client);
   };
 
   before(() => console.log(`ingest faults: N=${N}, kills=${KILLS}, seed=${SEED} (replay with FORECASTD_FAULT_SEED=${SEED})`));
 
-  after(async () => {
-    for (const daemon of daemons) if (daemon.running) daemon.kill('SIGKILL');
-    await Promise.all(daemons.map((daemon) => daemon.exited));
-    for (const daemon of inProcess) await daemon.stop().catch(() => undefined);
-    await Promise.all(clients.map((client) => client.endAsync(true).catch(() => undefined)));
-    await Promise.all(watchers.map((watcher) => watcher.close()));
-    await Promise.all(brokers.map((started) => started.close()));
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  }, { timeout: 60_000 });
+  after(() => scope.close(), { timeout: 60_000 });
 
   it(`F1: ${KILLS} kill -9 of the daemon during one burst, each restart after 0–2 s: every acked reading is stored exactly once`, { timeout: LONG ? 900_000 : 120_000 }, async () => {
-    const { broker: mosquitto, dropped } = await broker();
+    const { mosquitto, dropped } = await broker();
     const stateDir = tempDir('f1');
     const configPath = join(stateDir, 'forecastd.yaml');
     const databasePath = join(stateDir, 'forecastd.db');
@@ -234,13 +204,13 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
   });
 
   it('F2a + I3: broker SIGTERM and restart mid-stream, with malformed payloads: acked = stored + rejected + dropped', { timeout: 60_000 }, async () => {
-    const { broker: mosquitto, dropped } = await broker();
+    const { mosquitto, dropped } = await broker();
     const stateDir = tempDir('f2a');
     const prefix = `f2a-${rand()}`;
     // In process, so that the ingestor's exact counters (received, stored, duplicates, rejected by reason) can be read.
     const config = parseConfig(ingestDaemonConfig(mosquitto.url, `forecastd-${prefix}`, stateDir, [{ filter: `${prefix}/#`, pattern: `${prefix}/{device}/{metric}` }]));
     const daemon = await startDaemon({ config, log: createLogger('silent') });
-    inProcess.push(daemon);
+    scope.onClose(daemon, () => daemon.stop());
     await waitFor(() => daemon.client.connected, 10_000, 'the daemon to connect');
     await sleep(200); // the subscription (sent on connect) is in place well before this
 
@@ -344,13 +314,13 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
   });
 
   it('F2b: broker kill -9 mid-stream with autosave_interval 1: only readings the broker took after its last save can be lost; the daemon survives and resumes', { timeout: 60_000 }, async () => {
-    const { broker: mosquitto, dropped } = await broker({ autosaveInterval: 1 });
+    const { mosquitto, dropped } = await broker({ autosaveInterval: 1 });
     const stateDir = tempDir('f2b');
     const prefix = `f2b-${rand()}`;
     // In process: its exact stored counter at the moment of the kill bounds what the broker still held for it.
     const config = parseConfig(ingestDaemonConfig(mosquitto.url, `forecastd-${prefix}`, stateDir, [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }]));
     const daemon = await startDaemon({ config, log: createLogger('silent') });
-    inProcess.push(daemon);
+    scope.onClose(daemon, () => daemon.stop());
     const base = readingsBaseTs(N);
     const topic = `${prefix}/dev/temp`;
     const sensor = await publisher(mosquitto.url, `sensor-${prefix}`, true);
@@ -435,7 +405,7 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
   });
 
   it('F2b offline: broker kill -9 while the daemon is down (autosave_interval 1800): what was queued since the last save is lost, the session is not', { timeout: 60_000 }, async () => {
-    const { broker: mosquitto, dropped } = await broker();
+    const { mosquitto, dropped } = await broker();
     const stateDir = tempDir('f2b-offline');
     const configPath = join(stateDir, 'forecastd.yaml');
     const databasePath = join(stateDir, 'forecastd.db');
@@ -499,7 +469,7 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
   });
 
   it('F2d: a topic rule added to the config is subscribed even though the session is resumed', { timeout: 60_000 }, async () => {
-    const { broker: mosquitto, dropped } = await broker();
+    const { mosquitto, dropped } = await broker();
     const stateDir = tempDir('f2d');
     const configPath = join(stateDir, 'forecastd.yaml');
     const prefix = `f2d-${rand()}`;

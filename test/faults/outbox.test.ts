@@ -16,8 +16,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
@@ -32,7 +31,8 @@ import { openDatabase, type Db } from '../../src/store/database.js';
 import { OutboxStore } from '../../src/store/outbox.js';
 import { uniquePrefix, waitFor } from '../helpers/broker.js';
 import { recordFault, secondsText } from '../helpers/faultReport.js';
-import { MOSQUITTO_BIN, mosquittoAvailable, startMosquitto, watchSysCounter, type MosquittoOptions, type PrivateMosquitto, type SysCounter } from '../helpers/mosquitto.js';
+import { FaultScope } from '../helpers/faultScope.js';
+import { MOSQUITTO_BIN, mosquittoAvailable, type MosquittoOptions } from '../helpers/mosquitto.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcpProxy.js';
 import { capturedLogger, writeHistory, type LogLine } from '../daemon/support.js';
 import { FAULTS, FAULTY_WORKER } from '../scheduler/fixtures/faultyWorker.js';
@@ -134,47 +134,17 @@ const childTask = process.env[CHILD_ENV];
 if (childTask) runChild(JSON.parse(childTask) as ChildTask);
 else
   describe('forecast outbox under faults', { skip, timeout: LONG ? 900_000 : 180_000 }, () => {
-    const brokers: PrivateMosquitto[] = [];
-    const watchers: SysCounter[] = [];
-    const proxies: TcpProxy[] = [];
-    const clients: MqttClient[] = [];
-    const children: ChildProcess[] = [];
-    const daemons: Daemon[] = [];
-    const databases: Db[] = [];
-    const dirs: string[] = [];
+    const scope = new FaultScope('outbox');
+    const broker = (options: MosquittoOptions = {}) => scope.broker(options);
+    const tempDir = (label: string) => scope.tempDir(label);
+    const track = <T extends MqttClient>(client: T) => scope.track(client);
 
-    const broker = async (options: MosquittoOptions = {}) => {
-      const started = await startMosquitto(options);
-      brokers.push(started);
-      const dropped = await watchSysCounter(started.url);
-      watchers.push(dropped);
-      return { mosquitto: started, dropped };
-    };
-    const tempDir = (label: string) => {
-      const dir = mkdtempSync(join(tmpdir(), `forecastd-outbox-${label}-`));
-      dirs.push(dir);
-      return dir;
-    };
-    const track = <T extends MqttClient>(client: T) => {
-      clients.push(client);
-      return client;
-    };
-
-    after(async () => {
-      for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      for (const daemon of daemons) await daemon.stop().catch(() => undefined);
-      await Promise.all(clients.map((client) => client.endAsync(true).catch(() => undefined)));
-      for (const db of databases) if (db.open) db.close();
-      await Promise.all(watchers.map((watcher) => watcher.close()));
-      await Promise.all(proxies.map((proxy) => proxy.close()));
-      await Promise.all(brokers.map((started) => started.close()));
-      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-    });
+    after(() => scope.close());
 
     it(`F18: ${N} forecasts drained through a proxy that drops the connection ${DROPS} times: all delivered, duplicates bounded by the in-flight window`, { timeout: LONG ? 600_000 : 90_000 }, async () => {
       const { mosquitto, dropped } = await broker();
       const proxy = await startTcpProxy(mosquitto.port);
-      proxies.push(proxy);
+      scope.onClose(proxy, () => proxy.close());
       const prefix = uniquePrefix('f18');
       const subscriber = await countingSubscriber(mosquitto.url, `${prefix}/#`);
       track(subscriber.client);
@@ -182,7 +152,7 @@ else
       fillOutbox(databasePath, prefix, N);
 
       const { db, store } = openOutbox(databasePath);
-      databases.push(db);
+      scope.onClose(db, () => db.open && db.close());
       const client = track(connectPublisher(proxy.url, `forecastd-${prefix}`));
       await waitFor(() => client.connected, 10_000, 'the publisher to connect through the proxy');
       const drain = drainFor(client, store);
@@ -250,7 +220,7 @@ else
       const publishedAtKill: number[] = [];
       for (let kill = 1; kill <= KILLS; kill++) {
         const child = spawn(process.execPath, [self], { env: { ...env, [CHILD_ENV]: JSON.stringify(task) }, stdio: ['ignore', 'pipe', 'pipe'] });
-        children.push(child);
+        scope.onClose(child, () => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'));
         let stderr = '';
         child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
         let progress = { published: 0, pending: total };
@@ -270,7 +240,7 @@ else
 
       // The restart: a fresh publisher on the same file, same client id.
       const { db, store } = openOutbox(databasePath);
-      databases.push(db);
+      scope.onClose(db, () => db.open && db.close());
       const pendingAtRestart = store.pending;
       const handedOverAtKill = (db.prepare(`SELECT count(*) FROM outbox WHERE state = 'pending' AND attempts > 0`).pluck().get() as number);
       const client = track(connectPublisher(mosquitto.url, `forecastd-${prefix}`));
@@ -325,7 +295,7 @@ else
       });
       const issuedAt = new Set<string>();
       const daemon = await startDaemon({ config, log, trainingWorkerModule: FAULTY_WORKER, onForecast: (message) => void issuedAt.add(message.issuedAt) });
-      daemons.push(daemon);
+      scope.onClose(daemon, () => daemon.stop());
       await waitFor(() => daemon.client.connected, 10_000, 'the daemon to connect');
       assert.equal(daemon.train(FAULTS.throws), 'started');
       await daemon.trainings.idle(FAULTS.throws);
@@ -345,7 +315,7 @@ else
     it('F3c: forecasts issued while a proxy black-holes the daemon all arrive after healing', { timeout: 90_000 }, async () => {
       const { mosquitto, dropped } = await broker();
       const proxy = await startTcpProxy(mosquitto.port);
-      proxies.push(proxy);
+      scope.onClose(proxy, () => proxy.close());
       const prefix = uniquePrefix('f3c');
       const received = new Map<string, number>();
       const consumer = track(await mqtt.connectAsync(mosquitto.url, { protocolVersion: 5, clientId: uniquePrefix('consumer'), reconnectPeriod: 200 }));
