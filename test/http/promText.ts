@@ -122,7 +122,8 @@ export function parseExposition(text: string): Map<string, ParsedFamily> {
       current = family;
       return family;
     };
-    const help = /^# HELP (\S+) (.*)$/.exec(line) ?? /^# HELP (\S+)$/.exec(line);
+    // Only '\n' ends a line in this format: a carriage return or U+2028 in HELP is text, hence the s flag.
+    const help = /^# HELP (\S+) (.*)$/s.exec(line) ?? /^# HELP (\S+)$/.exec(line);
     if (help) {
       const family = familyFor(help[1]);
       if (family.help !== undefined) fail('second HELP line');

@@ -32,6 +32,15 @@ describe('Prometheus text exposition', () => {
     assert.equal(family.samples[0].labels.topic, 'a"b\\c\nd');
   });
 
+  it('passes carriage returns and Unicode line separators through as text, since only a newline ends a line', () => {
+    const odd = 'a\rb\u2028c\u2029d\u0085e';
+    const text = renderExposition([{ name: 'odd', type: 'gauge', help: odd, samples: [{ labels: { topic: odd }, value: 1 }] }]);
+    assert.equal(text.split('\n').length, 4);
+    const family = parseExposition(text).get('odd')!;
+    assert.equal(family.help, odd);
+    assert.equal(family.samples[0].labels.topic, odd);
+  });
+
   it('round-trips any label value and help text', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.double(), (label, help, value) => {
