@@ -3,6 +3,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { reconnectDelayMs } from './backoff.js';
+import { ExpiryAwareStore } from './outgoingStore.js';
 import { RateLimitedLog } from './failureLog.js';
 import { BrokerStats, classifyConnectFailure, FAILURE_HINTS } from './stats.js';
 
@@ -32,6 +33,8 @@ export function clientOptions(mqttConfig: MqttConfig): IClientOptions {
   if (mqttConfig.protocolVersion === 5) {
     // Without an explicit expiry an MQTT 5 session ends at disconnect, and with it everything queued for us.
     options.properties = { sessionExpiryInterval: Math.round(mqttConfig.sessionExpiryDays * 86_400) };
+    // A publish replayed after a reconnect goes with the expiry it has left (forecasts expire at their horizon).
+    options.outgoingStore = new ExpiryAwareStore();
   }
   if (mqttConfig.caFile) options.ca = readFileSync(mqttConfig.caFile);
   if (mqttConfig.certFile) options.cert = readFileSync(mqttConfig.certFile);
