@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { clockIsPlausible, EARLIEST_PLAUSIBLE_CLOCK_MS } from '../clock.js';
 import type { Db } from './database.js';
 
 /** A rejected MQTT message, as the ingestor hands it over. */
@@ -47,7 +48,7 @@ function capText(text: string, max: number): string {
  * a storm of poison messages costs one small insert each and an occasional range delete, and the table is bounded.
  *
  * `keepDays` counts from the daemon's clock: a clock that leaps forward deletes dead letters early. They are
- * diagnostics; losing some is the lesser harm than keeping them unbounded.
+ * diagnostics; losing some is the lesser harm than keeping them unbounded. A clock not set yet deletes none by age.
  */
 export class DeadLetterStore {
   private readonly insert;
@@ -67,7 +68,9 @@ export class DeadLetterStore {
       'INSERT INTO dead_letters(received_at, topic, reason, payload, payload_bytes, sha256) VALUES (?, ?, ?, ?, ?, ?)',
     );
     this.deleteBeyondRows = db.prepare('DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?');
-    this.deleteOlderThan = db.prepare('DELETE FROM dead_letters WHERE received_at < ?');
+    // A dead letter stamped before the clock was set (1970 on a Pi without a real-time clock) has no known age: only
+    // maxRows removes it. Otherwise the first prune after NTP would take every one of them as decades old.
+    this.deleteOlderThan = db.prepare(`DELETE FROM dead_letters WHERE received_at < ? AND received_at >= ${EARLIEST_PLAUSIBLE_CLOCK_MS}`);
     this.countAll = db.prepare('SELECT count(*) FROM dead_letters').pluck();
     this.selectRecent = db.prepare(
       'SELECT id, received_at AS receivedAt, topic, reason, payload, payload_bytes AS payloadBytes, sha256 FROM dead_letters ORDER BY id DESC LIMIT ?',
@@ -89,7 +92,9 @@ export class DeadLetterStore {
   prune(nowMs: number): number {
     this.insertsSincePrune = 0;
     return this.db.transaction(
-      () => this.deleteBeyondRows.run(this.options.maxRows).changes + this.deleteOlderThan.run(Math.round(nowMs - this.options.keepDays * DAY_MS)).changes,
+      () =>
+        this.deleteBeyondRows.run(this.options.maxRows).changes +
+        (clockIsPlausible(nowMs) ? this.deleteOlderThan.run(Math.round(nowMs - this.options.keepDays * DAY_MS)).changes : 0),
     )();
   }
 

@@ -318,6 +318,17 @@ describe('Ingestor with dead letters', () => {
     assert.deepEqual(deadLetters!.recent(10).map((row) => row.payload.toString()), ['new', 'middle']);
   });
 
+  it('keeps dead letters stamped before the clock was set past the first prune after it is, leaving them to maxRows', () => {
+    const { ingestor, deadLetters, clock } = setup({ deadLetters: { ...OPTIONS, keepDays: 1, maxRows: 3, pruneEvery: 1 } });
+    clock.now = 90_000; // a Pi at boot, before NTP: 1970-01-01T00:01:30Z
+    ingestor.handle('sensors/a/b', bytes('at boot'));
+    clock.now = NOW;
+    ingestor.handle('sensors/a/b', bytes('synced'));
+    assert.deepEqual(deadLetters!.recent(10).map((row) => row.payload.toString()), ['synced', 'at boot']);
+    for (const payload of ['later 1', 'later 2']) ingestor.handle('sensors/a/b', bytes(payload));
+    assert.deepEqual(deadLetters!.recent(10).map((row) => row.payload.toString()), ['later 2', 'later 1', 'synced'], 'the row cap still applies');
+  });
+
   it('prunes at start, so that a lowered maxRows applies at once', () => {
     const { db, ingestor } = setup({ deadLetters: OPTIONS });
     for (let index = 0; index < 30; index++) ingestor.handle('sensors/a/b', bytes('warm'));
