@@ -14,6 +14,12 @@ export const EARLIEST_PLAUSIBLE_CLOCK_MS = Date.UTC(2026, 0, 1);
 /** Whether a wall-clock reading can be a real time (false: an unsynced clock, e.g. a Pi booted without RTC or NTP). */
 export const clockIsPlausible = (nowMs: number): boolean => Number.isFinite(nowMs) && nowMs >= EARLIEST_PLAUSIBLE_CLOCK_MS;
 
+/**
+ * Whether `intervalMs` has passed since `sinceMs`, both wall-clock readings. A clock that now reads before `sinceMs`
+ * stepped back: the wait is over too, or it would last as long as the step (an hour, or the years to 1970's return).
+ */
+export const wallIntervalPassed = (sinceMs: number, nowMs: number, intervalMs: number): boolean => nowMs < sinceMs || nowMs - sinceMs >= intervalMs;
+
 export interface WallClockWatch {
   /** Compares the clocks now (the timer does this every `everyMs`); returns the jump seen, 0 when none. */
   check(): number;

@@ -9,6 +9,7 @@
 import type { MqttClient } from 'mqtt';
 import { availabilityTopic, BrokerStats, connectBroker, disconnectBroker } from '../broker/connection.js';
 import type { Config, ForecastConfig } from '../config/schema.js';
+import { wallIntervalPassed } from '../clock.js';
 import { Ingestor } from '../ingest/ingestor.js';
 import { subscribeIngest } from '../ingest/subscription.js';
 import { acceptTrainRequests } from '../scheduler/trainRequests.js';
@@ -207,7 +208,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // A forecast that a baseline serves because no model beat persistence retrains on its schedule, not every few minutes.
     if (!forecasts.hasModel(name) && !forecasts.hasEvaluation(name) && forecast.training.onStart && !trainings.running.has(name)) {
       const failure = trainings.lastFailure.get(name);
-      if (!failure || clock() - failure.at >= WARM_UP_RETRY_MS) trainings.request(name, 'warming_up');
+      if (!failure || wallIntervalPassed(failure.at, clock(), WARM_UP_RETRY_MS)) trainings.request(name, 'warming_up');
     }
     if (forecasts.pinChanged(name)) {
       // `forecastd models --promote/--rollback/--unpin` changed the pin: this tick reloads, then forecasts with it.
