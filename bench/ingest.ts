@@ -33,20 +33,18 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { parseConfig } from '../src/config/load.js';
 import { startDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { createLogger } from '../src/log.js';
 import { formatTable, publishBurst, readingBurst } from '../test/helpers/load.js';
+import { benchArgs } from './args.js';
 import { startMosquitto, watchSysCounter, type PrivateMosquitto } from '../test/helpers/mosquitto.js';
 
-const { values: args } = parseArgs({
-  options: {
-    n: { type: 'string', default: '50000' },
-    publishers: { type: 'string', default: '4' },
-    window: { type: 'string', default: '100' },
+const args = benchArgs(
+  { n: 50_000, publishers: 4, window: 100, 'drain-timeout': 120 },
+  {
     order: { type: 'string', default: 'bare-first' },
     /** Drain only one of the two (for profiling one path: node --cpu-prof dist/bench/ingest.js --only forecastd). */
     only: { type: 'string' },
@@ -57,14 +55,12 @@ const { values: args } = parseArgs({
      * yet: the bench injects it by wrapping mqtt.connect, to measure what the option would change.
      */
     'receive-maximum': { type: 'string' },
-    json: { type: 'boolean', default: false },
-    'drain-timeout': { type: 'string', default: '120' },
   },
-});
-const N = Number(args.n);
-const PUBLISHERS = Number(args.publishers);
-const WINDOW = Number(args.window);
-const DRAIN_TIMEOUT_MS = Number(args['drain-timeout']) * 1000;
+);
+const N = args.n;
+const PUBLISHERS = args.publishers;
+const WINDOW = args.window;
+const DRAIN_TIMEOUT_MS = args['drain-timeout'] * 1000;
 if (!(N > 1 && PUBLISHERS >= 1 && WINDOW >= 1)) throw new Error('--n > 1, --publishers >= 1, --window >= 1');
 
 const RECEIVE_MAXIMUM = args['receive-maximum'] === undefined ? undefined : Number(args['receive-maximum']);

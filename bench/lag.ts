@@ -27,7 +27,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { parseConfig } from '../src/config/load.js';
 import { startDaemon } from '../src/daemon/daemon.js';
@@ -37,20 +36,17 @@ import { openDatabase } from '../src/store/database.js';
 import { ReadingStore } from '../src/store/readings.js';
 import { testBroker, uniquePrefix } from '../test/helpers/broker.js';
 import { formatTable } from '../test/helpers/load.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    rate: { type: 'string', default: '2000' },
-    seconds: { type: 'string', default: '30' },
-    interval: { type: 'string', default: '5' },
-    series: { type: 'string', default: '20' },
+const args = benchArgs(
+  { rate: 2000, seconds: 30, interval: 5, series: 20 },
+  {
     /** scheduler.threadNice for the run (default: the config default, 19); 0 to see what the priority buys. */
     nice: { type: 'string' },
-    json: { type: 'boolean', default: false },
     // Internal: run as the load generator (the child process).
     publisher: { type: 'string' },
   },
-});
+);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const roomSignal = (ts: number) => 20 + 3 * Math.sin((2 * Math.PI * ts) / 600_000) + Math.sin((2 * Math.PI * ts) / 97_000);
@@ -145,10 +141,10 @@ function percentile(values: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const rate = Number(args.rate);
-  const seconds = Number(args.seconds);
-  const intervalSeconds = Number(args.interval);
-  const seriesCount = Number(args.series);
+  const rate = args.rate;
+  const seconds = args.seconds;
+  const intervalSeconds = args.interval;
+  const seriesCount = args.series;
   const intervalMs = intervalSeconds * 1000;
   const say = (text: string) => {
     if (!args.json) process.stdout.write(`${text}\n`);

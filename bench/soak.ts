@@ -20,7 +20,6 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { parseConfig } from '../src/config/load.js';
 import { startDaemon } from '../src/daemon/daemon.js';
@@ -32,16 +31,9 @@ import { ReadingStore } from '../src/store/readings.js';
 import { testBroker, uniquePrefix } from '../test/helpers/broker.js';
 import { formatTable } from '../test/helpers/load.js';
 import { mosquittoAvailable, startMosquitto } from '../test/helpers/mosquitto.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    minutes: { type: 'string', default: '10' },
-    'train-every': { type: 'string', default: '3' },
-    rate: { type: 'string', default: '20' },
-    'sample-every': { type: 'string', default: '30' },
-    json: { type: 'boolean', default: false },
-  },
-});
+const args = benchArgs({ minutes: 10, 'train-every': 3, rate: 20, 'sample-every': 30 });
 
 interface Sample {
   minute: number;
@@ -88,10 +80,10 @@ function slope(xs: number[], ys: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const minutes = Number(args.minutes);
-  const trainEvery = Number(args['train-every']);
-  const extraRate = Number(args.rate);
-  const sampleEveryMs = Number(args['sample-every']) * 1000;
+  const minutes = args.minutes;
+  const trainEvery = args['train-every'];
+  const extraRate = args.rate;
+  const sampleEveryMs = args['sample-every'] * 1000;
   const say = (text: string) => (args.json ? process.stderr : process.stdout).write(`${text}\n`);
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) say('(run with node --expose-gc for heap figures after a full collection)');

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { startFixture, trainAndForecast, type Fixture } from '../http/daemonFixture.js';
+import { fixtureForecast, startFixture, trainAndForecast, type Fixture } from '../http/daemonFixture.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -102,18 +102,7 @@ describe('status, forecast and models on a state directory', { timeout: 120_000 
       configPath,
       stringify({
         storage: { stateDir: fixture.stateDir },
-        forecasts: [
-          {
-            name: 'room',
-            target: 'room.temp',
-            unit: '°C',
-            interval: '10m',
-            steps: 12,
-            horizon: 6,
-            layers: [{ type: 'lstm', units: 16 }, { type: 'dense' }],
-            training: { onStart: false, epochs: 2, batchSize: 32, seed: 5, historyDays: 3 },
-          },
-        ],
+        forecasts: [fixtureForecast(2)],
       }),
     );
   });

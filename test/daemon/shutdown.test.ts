@@ -15,8 +15,8 @@ import { Forecaster } from '../../src/model/forecaster.js';
 import { forecastCheckpoints } from '../../src/model/stores.js';
 import { shapeKeyFor, type EpochProgress } from '../../src/model/training.js';
 import { testBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
-import { recordFault, secondsText } from '../helpers/faultReport.js';
-import { capturedLogger, writeHistory } from './support.js';
+import { NO_MESSAGE_FIGURES, recordFault, secondsText } from '../helpers/faultReport.js';
+import { capturedLogger, roomForecast, writeHistory } from './support.js';
 
 const EPOCHS = 300;
 
@@ -35,18 +35,8 @@ describe('stopping during a training', { timeout: 120_000 }, () => {
       ingest: { topics: [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }] },
       storage: { stateDir },
       lifecycle: { shutdownTimeoutSeconds: 10 },
-      forecasts: [
-        {
-          name: 'room',
-          target: 'room.temp',
-          interval: '10m',
-          steps: 36,
-          horizon: 6,
-          layers: [{ type: 'lstm', units: 16 }, { type: 'dense' }],
-          // No model yet: the daemon starts training at once.
-          training: { onStart: true, epochs: EPOCHS, seed: 5, historyDays: 4 },
-        },
-      ],
+      // No model yet: the daemon starts training at once.
+      forecasts: [roomForecast({ onStart: true, epochs: EPOCHS, seed: 5, historyDays: 4 })],
     });
   });
 
@@ -112,12 +102,7 @@ describe('stopping during a training', { timeout: 120_000 }, () => {
       recordFault({
         fault: 'F12 stop during training',
         mechanism: `daemon stop (the SIGTERM path) mid-training, epoch ${lastEpochSeen} of ${EPOCHS} reported; restart`,
-        published: 'n/a',
-        acked: 'n/a',
-        stored: 'n/a',
-        duplicates: 'n/a',
-        rejected: 'n/a',
-        brokerDropped: 'n/a',
+        ...NO_MESSAGE_FIGURES,
         // Completed epochs whose weights did not survive the stop.
         lost: Math.max(0, lastEpochSeen - checkpointEpoch),
         recovery: secondsText(resumedMs),

@@ -1,4 +1,4 @@
-/** Shared by the daemon tests: history written straight into a database, captured logs, free ports. */
+/** Shared by the daemon tests: history written straight into a database, a forecast of it, captured logs, free ports. */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,6 +12,17 @@ export const HOUR = 3_600_000;
 
 /** A daily cycle around 20 with a slower harmonic: an LSTM learns it in a few epochs. */
 export const roomSignal = (ts: number) => 20 + 5 * Math.sin((2 * Math.PI * ts) / (24 * HOUR)) + 1.5 * Math.sin((2 * Math.PI * ts) / (8 * HOUR));
+
+/** The forecast the daemon tests train on room.temp: a small LSTM, 6 hours of 10-minute buckets in, 1 hour out. */
+export const roomForecast = (training: Record<string, unknown>) => ({
+  name: 'room',
+  target: 'room.temp',
+  interval: '10m',
+  steps: 36,
+  horizon: 6,
+  layers: [{ type: 'lstm', units: 16 }, { type: 'dense' }],
+  training,
+});
 
 /** Writes `days` of readings every `stepMs` up to now into `<stateDir>/forecastd.db` (the daemon's database). */
 export function writeHistory(stateDir: string, series: string, days: number, stepMs = 5 * 60_000, now = Date.now()): number {

@@ -12,6 +12,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/log.js';
 import type { ForecastMessage } from '../../src/publish/forecastMessage.js';
+import { roomForecast } from '../daemon/support.js';
 import { testBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
 
 const HOUR = 3_600_000;
@@ -44,17 +45,7 @@ describe('forecastd end to end', { timeout: 240_000 }, () => {
       mqtt: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: `forecastd-${prefix}`, baseTopic },
       ingest: { topics: [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}`, series: '{device}.{metric}' }] },
       storage: { stateDir },
-      forecasts: [
-        {
-          name: 'room',
-          target: 'room.temp',
-          interval: '10m',
-          steps: 36,
-          horizon: 6,
-          layers: [{ type: 'lstm', units: 16 }, { type: 'dense' }],
-          training: { onStart: false, epochs: 25, seed: 3, historyDays: DAYS + 1 },
-        },
-      ],
+      forecasts: [roomForecast({ onStart: false, epochs: 25, seed: 3, historyDays: DAYS + 1 })],
     });
     daemon = await startDaemon({ config, log: createLogger('silent') });
     consumer = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion, clientId: `consumer-${prefix}` });

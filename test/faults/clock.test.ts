@@ -36,7 +36,7 @@ import { StatusPublisher, type DaemonView } from '../../src/publish/status.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
 import { capturedLogger, writeHistory, type LogLine } from '../daemon/support.js';
 import { uniquePrefix, waitFor } from '../helpers/broker.js';
-import { recordFault, secondsText } from '../helpers/faultReport.js';
+import { NO_MESSAGE_FIGURES, recordFault, secondsText } from '../helpers/faultReport.js';
 import { publishBurst, type BurstMessage } from '../helpers/load.js';
 import { MOSQUITTO_BIN, mosquittoAvailable, startMosquitto, watchSysCounter, type PrivateMosquitto, type SysCounter } from '../helpers/mosquitto.js';
 
@@ -360,12 +360,7 @@ describe('F8: node-cron training schedule when the real wall clock steps', { tim
         recordFault({
           fault: `F8 real wall clock steps ${label} (node-cron)`,
           mechanism: `global Date stepped ${label} under a running scheduler with a per-second training cron`,
-          published: 'n/a',
-          acked: 'n/a',
-          stored: 'n/a',
-          duplicates: 'n/a',
-          rejected: 'n/a',
-          brokerDropped: 'n/a',
+          ...NO_MESSAGE_FIGURES,
           lost: 0,
           recovery: secondsText(firstTickMs),
           note: `cron re-planned ${scheduler.counters.cronRearms}x; ${after} ticks in ${secondsText(elapsedMs)} after the step (expected ~${(elapsedMs / 1000).toFixed(1)}); node-cron "missed execution" warnings ${missedWarnings}`,

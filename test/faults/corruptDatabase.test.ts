@@ -128,41 +128,30 @@ interface Damage {
   inflict(stateDir: string, context: { brokerUrl: string; prefix: string }): Promise<number>;
 }
 
+/** A damage done, with the daemon stopped, to a database of HISTORY_ROWS readings of old.temp written for it. */
+function damagedHistory(about: Omit<Damage, 'inflict'>, damage: (databasePath: string, stateDir: string) => void): Damage {
+  return {
+    ...about,
+    async inflict(stateDir) {
+      const path = join(stateDir, DB_FILE);
+      writeDatabase(path, HISTORY_ROWS, 'old.temp');
+      damage(path, stateDir);
+      return HISTORY_ROWS;
+    },
+  };
+}
+
 const DAMAGES: Damage[] = [
-  {
-    name: 'F6a page of random bytes',
-    mechanism: `one ${PAGE_BYTES}-byte page in the middle overwritten with random bytes (dd if=/dev/urandom conv=notrunc)`,
-    detectable: true,
-    async inflict(stateDir) {
-      const path = join(stateDir, DB_FILE);
-      writeDatabase(path, HISTORY_ROWS, 'old.temp');
-      const pages = statSync(path).size / PAGE_BYTES;
-      overwrite(path, Math.floor(pages / 2) * PAGE_BYTES, randomBytes(PAGE_BYTES));
-      return HISTORY_ROWS;
-    },
-  },
-  {
-    name: 'F6b zeroed header',
-    mechanism: 'the 100-byte database header overwritten with zeros',
-    detectable: true,
-    async inflict(stateDir) {
-      const path = join(stateDir, DB_FILE);
-      writeDatabase(path, HISTORY_ROWS, 'old.temp');
-      overwrite(path, 0, Buffer.alloc(100));
-      return HISTORY_ROWS;
-    },
-  },
-  {
-    name: 'F6c truncated to half',
-    mechanism: 'the database file truncated to half its size',
-    detectable: true,
-    async inflict(stateDir) {
-      const path = join(stateDir, DB_FILE);
-      writeDatabase(path, HISTORY_ROWS, 'old.temp');
-      truncateSync(path, Math.floor(statSync(path).size / PAGE_BYTES / 2) * PAGE_BYTES);
-      return HISTORY_ROWS;
-    },
-  },
+  damagedHistory({ name: 'F6a page of random bytes', mechanism: `one ${PAGE_BYTES}-byte page in the middle overwritten with random bytes (dd if=/dev/urandom conv=notrunc)`, detectable: true }, (path) => {
+    const pages = statSync(path).size / PAGE_BYTES;
+    overwrite(path, Math.floor(pages / 2) * PAGE_BYTES, randomBytes(PAGE_BYTES));
+  }),
+  damagedHistory({ name: 'F6b zeroed header', mechanism: 'the 100-byte database header overwritten with zeros', detectable: true }, (path) => {
+    overwrite(path, 0, Buffer.alloc(100));
+  }),
+  damagedHistory({ name: 'F6c truncated to half', mechanism: 'the database file truncated to half its size', detectable: true }, (path) => {
+    truncateSync(path, Math.floor(statSync(path).size / PAGE_BYTES / 2) * PAGE_BYTES);
+  }),
   {
     name: 'F6d hot -wal deleted after kill -9',
     mechanism: 'daemon process killed with SIGKILL after ingesting over MQTT, then its forecastd.db-wal deleted (the -shm kept)',
@@ -189,27 +178,19 @@ const DAMAGES: Damage[] = [
       }
     },
   },
-  {
-    name: 'F6e -wal of another database',
-    mechanism: "forecastd.db-wal replaced by the hot -wal of another forecastd database (same page size), while stopped",
-    detectable: false,
-    async inflict(stateDir) {
-      const path = join(stateDir, DB_FILE);
-      writeDatabase(path, HISTORY_ROWS, 'old.temp');
-      // Another database whose rows are all still in its -wal, copied while it is open: what a crash would leave.
-      const other = join(stateDir, 'other.db');
-      const { db } = openDatabase({ path: other, synchronous: 'NORMAL' });
-      try {
-        db.pragma('wal_autocheckpoint = 0');
-        insertRows(new ReadingStore(db), 1000, 'other.temp');
-        copyFileSync(`${other}-wal`, `${path}-wal`);
-      } finally {
-        db.close();
-      }
-      for (const suffix of ['', '-wal', '-shm']) rmSync(other + suffix, { force: true });
-      return HISTORY_ROWS;
-    },
-  },
+  damagedHistory({ name: 'F6e -wal of another database', mechanism: 'forecastd.db-wal replaced by the hot -wal of another forecastd database (same page size), while stopped', detectable: false }, (path, stateDir) => {
+    // Another database whose rows are all still in its -wal, copied while it is open: what a crash would leave.
+    const other = join(stateDir, 'other.db');
+    const { db } = openDatabase({ path: other, synchronous: 'NORMAL' });
+    try {
+      db.pragma('wal_autocheckpoint = 0');
+      insertRows(new ReadingStore(db), 1000, 'other.temp');
+      copyFileSync(`${other}-wal`, `${path}-wal`);
+    } finally {
+      db.close();
+    }
+    for (const suffix of ['', '-wal', '-shm']) rmSync(other + suffix, { force: true });
+  }),
 ];
 
 function daemonConfigFor(url: string, clientId: string, stateDir: string, prefix: string, http: boolean) {

@@ -26,7 +26,7 @@ import { CheckpointStore, type CheckpointContent } from '../../src/model/checkpo
 import { waitFor } from '../helpers/broker.js';
 import { writeYaml, type DaemonProcess, type LogLine } from '../helpers/daemonProcess.js';
 import { FaultScope } from '../helpers/faultScope.js';
-import { recordFault, secondsText } from '../helpers/faultReport.js';
+import { recordFault, secondsText, type Figure } from '../helpers/faultReport.js';
 import { publishBurst, readingBurst } from '../helpers/load.js';
 import { MOSQUITTO_BIN, mosquittoAvailable } from '../helpers/mosquitto.js';
 
@@ -142,6 +142,18 @@ function verifyDatabase(databasePath: string, base: number): Verified {
   }
 }
 
+/** A row's figures from what the stopped daemon's database holds, against the acked readings it misses. */
+function storedFigures(stored: Verified, missing: number[], brokerDropped: Figure, recoveryMs: number) {
+  return {
+    stored: stored.seqs.size,
+    duplicates: stored.rows - stored.distinct,
+    rejected: 0,
+    brokerDropped,
+    lost: missing.length,
+    recovery: secondsText(recoveryMs),
+  };
+}
+
 function daemonConfig(url: string, prefix: string, stateDir: string) {
   return {
     mqtt: { url, clientId: `forecastd-${prefix}`, baseTopic: `forecastd-${prefix}` },
@@ -204,21 +216,24 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
     client.on('error', () => undefined);
     return scope.track(client);
   };
+  /** A private broker, an 8 MiB tmpfs holding the state directory, and a config for a daemon that ingests `<label>-…/+/+` there. */
+  const daemonOnSmallDisk = async (label: string) => {
+    const { mosquitto, dropped } = await broker();
+    const small = disk(8);
+    const stateDir = join(small.dir, 'state');
+    const configPath = join(tempDir(label), 'forecastd.yaml');
+    const databasePath = join(stateDir, 'forecastd.db');
+    const prefix = `${label}-${rand()}`;
+    writeYaml(configPath, daemonConfig(mosquitto.url, prefix, stateDir));
+    return { mosquitto, dropped, small, stateDir, configPath, databasePath, prefix, topic: `${prefix}/dev/temp` };
+  };
   const httpUrlOf = async (daemon: DaemonProcess) =>
     String((await daemon.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('dashboard and metrics at'), 30_000, 'its HTTP address')).url);
 
   after(() => scope.close());
 
   it('F5a: full during ingest: nothing of the failed group is acked, one error, ingest reported failing, resumes in the same process when space returns', { timeout: 120_000 }, async () => {
-    const { mosquitto, dropped } = await broker();
-    const small = disk(8);
-    const stateDir = join(small.dir, 'state');
-    const configDir = tempDir('f5a');
-    const configPath = join(configDir, 'forecastd.yaml');
-    const databasePath = join(stateDir, 'forecastd.db');
-    const prefix = `f5a-${rand()}`;
-    const topic = `${prefix}/dev/temp`;
-    writeYaml(configPath, daemonConfig(mosquitto.url, prefix, stateDir));
+    const { mosquitto, dropped, small, configPath, databasePath, prefix, topic } = await daemonOnSmallDisk('f5a');
 
     const daemon = spawn(configPath);
     const httpUrl = await httpUrlOf(daemon);
@@ -295,12 +310,7 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
       mechanism: `state dir on an 8 MiB tmpfs; filler fallocate'd to ${Math.round(leftBytes / KiB)} KiB free mid-stream (QoS 1, ${STREAM} msgs); deleted after a failed retry`,
       published: before.attempted + streamed.attempted,
       acked: ackedTotal,
-      stored: stored.seqs.size,
-      duplicates: stored.rows - stored.distinct,
-      rejected: 0,
-      brokerDropped: dropped.updates ? droppedTotal : 'unknown',
-      lost: missing.length,
-      recovery: secondsText(recoveryMs),
+      ...storedFigures(stored, missing, dropped.updates ? droppedTotal : 'unknown', recoveryMs),
       note:
         `SQLITE_FULL ${secondsText(failedAfterMs)} after the fill, with ${rowsAtFailure} rows stored and a ${Math.round(walAtFailure / KiB)} KiB -wal; ` +
         `${ackedTotal - rowsWhileFull} acked msgs kept at the broker while full (${ingest.heldMessages} of them in flight, unacked); ` +
@@ -386,15 +396,7 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
   });
 
   it('F5c: full at start-up: exits 1 with a clear message and leaves the database alone; started again with room, it takes what the broker kept', { timeout: 120_000 }, async () => {
-    const { mosquitto, dropped } = await broker();
-    const small = disk(8);
-    const stateDir = join(small.dir, 'state');
-    const configDir = tempDir('f5c');
-    const configPath = join(configDir, 'forecastd.yaml');
-    const databasePath = join(stateDir, 'forecastd.db');
-    const prefix = `f5c-${rand()}`;
-    const topic = `${prefix}/dev/temp`;
-    writeYaml(configPath, daemonConfig(mosquitto.url, prefix, stateDir));
+    const { mosquitto, dropped, small, stateDir, configPath, databasePath, prefix, topic } = await daemonOnSmallDisk('f5c');
     const base = baseTs();
     const publisher = await sensor(mosquitto.url, `sensor-${prefix}`);
 
@@ -447,12 +449,7 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
       mechanism: `existing database on an 8 MiB tmpfs, filler fallocate'd to ${Math.round(leftBytes / KiB)} KiB free while the daemon was stopped; ${WHILE_DOWN} msgs queued at the broker`,
       published: first.attempted + whileDown.attempted,
       acked: all,
-      stored: stored.seqs.size,
-      duplicates: stored.rows - stored.distinct,
-      rejected: 0,
-      brokerDropped: dropped.updates ? droppedTotal : 'unknown',
-      lost: missing.length,
-      recovery: secondsText(recoveryMs),
+      ...storedFigures(stored, missing, dropped.updates ? droppedTotal : 'unknown', recoveryMs),
       note:
         `start with a full disk: exit code 1 after ${secondsText(exitMs)} with "cannot open the database ... the disk is full", no quarantine ` +
         `(before the fix quick_check's SQLITE_IOERR_SHMSIZE moved the database aside as corrupt); recovery = space freed → restart → all stored; integrity_check ${stored.integrity}`,

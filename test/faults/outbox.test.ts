@@ -426,6 +426,18 @@ else
       const refusalLines = lines.filter((line) => /refused a forecast/.test(String(line.msg)));
       return { daemon, topic, counters, reconnects, denied, attempts, refusalLines, received, dropped: dropped.updates ? droppedTotal : 'unknown', droppedTotal };
     };
+    /** The figures both refusal rows report: forecasts enqueued, refused by the broker's ACL, delivered (none). */
+    const refusalFigures = (run: Awaited<ReturnType<typeof refusalScenario>>) => ({
+      published: run.counters.enqueued,
+      acked: run.counters.published,
+      stored: run.received.length,
+      duplicates: 0,
+      rejected: run.counters.refused,
+      brokerDropped: run.dropped,
+      lost: run.counters.enqueued - run.received.length - run.counters.refused - run.droppedTotal,
+      // A refusal is the broker's answer by design, not an outage: nothing to recover from.
+      recovery: 'n/a',
+    });
 
     it('ACL refusal: a broker that denies the forecast topic: refused, counted, logged once, not retried; the daemon carries on', { timeout: 60_000 }, async () => {
       // A count limit the test never reaches stands for "no count limit" (0), which misbehaves here (next test).
@@ -433,14 +445,7 @@ else
       recordFault({
         fault: 'F17 ACL refuses the forecast topic',
         mechanism: 'Mosquitto acl_file without write on <baseTopic>/+/forecast (max_queued_messages 1000000); MQTT 5 PUBACK reason 135',
-        published: run.counters.enqueued,
-        acked: run.counters.published,
-        stored: run.received.length,
-        duplicates: 0,
-        rejected: run.counters.refused,
-        brokerDropped: run.dropped,
-        lost: run.counters.enqueued - run.received.length - run.counters.refused - run.droppedTotal,
-        recovery: 'n/a',
+        ...refusalFigures(run),
         note: `refused by the broker's ACL, by design: counted (forecastd_outbox_refused_total), ${run.refusalLines.length} log line for the topic, ${run.denied.length} PUBLISH denied for ${run.counters.enqueued} forecasts (no retry), ${run.reconnects} reconnects`,
       });
       assert.ok(run.counters.enqueued >= 3);
@@ -463,14 +468,7 @@ else
       recordFault({
         fault: 'F17 ACL refusal, max_queued_messages 0',
         mechanism: 'as above with max_queued_messages 0 (reliability.md §1.6): Mosquitto 2.0.11 sends PUBACK 135, then closes the connection',
-        published: run.counters.enqueued,
-        acked: run.counters.published,
-        stored: run.received.length,
-        duplicates: 0,
-        rejected: run.counters.refused,
-        brokerDropped: run.dropped,
-        lost: run.counters.enqueued - run.received.length - run.counters.refused - run.droppedTotal,
-        recovery: 'n/a',
+        ...refusalFigures(run),
         note: `broker quirk: ${run.reconnects} reconnects for ${run.counters.refused} refused forecasts (at most one per denied PUBLISH; ${run.denied.length} denied: mqtt.js re-sends what was in flight behind a refused one); the outbox sent each once (attempts ${[...new Set(run.attempts)].join('/')}); use a large count with max_queued_bytes instead of 0`,
       });
       assert.equal(run.counters.refused, run.counters.enqueued, 'every forecast refused, none lost, none published');

@@ -64,6 +64,20 @@ interface Outage {
   clientId: string;
 }
 
+/** The figures every F4 row reports the same way: the three bursts together against what the daemon stored. */
+function outageFigures(outcome: Outage) {
+  const acked = outcome.live.acked.size + outcome.outage.acked.size + outcome.after.acked.size;
+  return {
+    published: outcome.live.attempted + outcome.outage.attempted + outcome.after.attempted,
+    acked,
+    stored: outcome.stored.size,
+    duplicates: outcome.duplicateRows,
+    rejected: 0,
+    brokerDropped: outcome.sysDropped,
+    lost: acked - outcome.stored.size - outcome.sysDropped,
+  };
+}
+
 const skip = mosquittoAvailable() ? false : `no Mosquitto binary at ${MOSQUITTO_BIN} (set FORECASTD_MOSQUITTO_BIN)`;
 
 describe('F4: the daemon offline for longer than the broker queues for it', { skip, timeout: 240_000 }, () => {
@@ -189,26 +203,20 @@ describe('F4: the daemon offline for longer than the broker queues for it', { sk
     const gauge = await scrapeGauge(run.daemon);
     const outcome = await run.finish();
 
-    const acked = outcome.live.acked.size + outcome.outage.acked.size + outcome.after.acked.size;
+    const figures = outageFigures(outcome);
     const outageStored = [...outcome.outage.acked].filter((seq) => outcome.stored.has(seq)).sort((a, b) => a - b);
     const dropLines = run.broker.droppedLogLines();
     recordFault({
       fault: 'F4 offline > broker queue (default 1000)',
       mechanism: `daemon stopped; ${OUTAGE} QoS 1 readings published; Mosquitto max_queued_messages ${DEFAULT_QUEUE}, no byte limit; daemon restarted`,
-      published: outcome.live.attempted + outcome.outage.attempted + outcome.after.attempted,
-      acked,
-      stored: outcome.stored.size,
-      duplicates: outcome.duplicateRows,
-      rejected: 0,
-      brokerDropped: outcome.sysDropped,
-      lost: acked - outcome.stored.size - outcome.sysDropped,
+      ...figures,
       recovery: `restart→queue drained ${secondsText(outcome.recoveryMs)}`,
       note: `the broker's queue limit, counted: $SYS dropped ${outcome.sysDropped} = forecastd's warning (${String(warning.dropped)}) = its gauge (${gauge}); broker log "${dropLines[0]?.replace(/^\d+: /, '') ?? 'none'}"; it kept the oldest ${outageStored.length} (seq ${outageStored[0]}–${outageStored.at(-1)}). Fix: a large max_queued_messages + max_queued_bytes (next row, docs/reliability.md)`,
     });
     assert.equal(outcome.sessionPresent, true, 'the session survived the outage (only its queue overflowed)');
     assert.ok(outcome.sysDropped > 0, 'the broker dropped part of the outage');
     assert.equal(outcome.finalDropped, outcome.sysDropped, 'no drops once the daemon was back (it drained the queue before more came)');
-    assert.equal(acked, outcome.stored.size + outcome.sysDropped, 'I3: acked = stored + broker-dropped, nothing unexplained');
+    assert.equal(figures.acked, outcome.stored.size + outcome.sysDropped, 'I3: acked = stored + broker-dropped, nothing unexplained');
     assert.equal(outageStored.length, OUTAGE - outcome.sysDropped, 'every outage reading is either stored or counted as dropped');
     assert.ok(outageStored.length >= DEFAULT_QUEUE, `the broker kept at least its queue limit (${outageStored.length})`);
     assert.deepEqual(
@@ -227,24 +235,18 @@ describe('F4: the daemon offline for longer than the broker queues for it', { sk
     const run = await outageRun('s16', { maxQueuedMessages: 1_000_000, maxQueuedBytes: 67_108_864 }, {});
     const gauge = await scrapeGauge(run.daemon);
     const outcome = await run.finish();
-    const acked = outcome.live.acked.size + outcome.outage.acked.size + outcome.after.acked.size;
+    const figures = outageFigures(outcome);
     const warnings = outcome.daemon.lines.filter(isDropWarning);
     recordFault({
       fault: 'F4 offline, recommended broker config',
       mechanism: `daemon stopped; ${OUTAGE} QoS 1 readings published; Mosquitto max_queued_messages 1000000, max_queued_bytes 64 MiB; daemon restarted`,
-      published: outcome.live.attempted + outcome.outage.attempted + outcome.after.attempted,
-      acked,
-      stored: outcome.stored.size,
-      duplicates: outcome.duplicateRows,
-      rejected: 0,
-      brokerDropped: outcome.sysDropped,
-      lost: acked - outcome.stored.size - outcome.sysDropped,
+      ...figures,
       recovery: `restart→queue drained ${secondsText(outcome.recoveryMs)}`,
       note: `no count limit, a byte limit far above the outage (${OUTAGE} readings of ~40 bytes): everything queued and delivered; forecastd's gauge ${gauge}, ${warnings.length} drop warnings`,
     });
     assert.equal(outcome.sessionPresent, true);
     assert.equal(outcome.sysDropped, 0, 'the broker dropped nothing');
-    assert.equal(acked, outcome.stored.size, 'I1: every acked reading stored');
+    assert.equal(figures.acked, outcome.stored.size, 'I1: every acked reading stored');
     assert.equal(outcome.duplicateRows, 0);
     assert.equal(gauge, 0, 'forecastd reads the broker counter, and it is 0');
     assert.deepEqual(warnings, [], 'no drop warning when nothing was dropped');
@@ -261,26 +263,19 @@ describe('F4: the daemon offline for longer than the broker queues for it', { sk
       },
     });
     const outcome = await run.finish();
-    const acked = outcome.live.acked.size + outcome.outage.acked.size + outcome.after.acked.size;
-    const lost = acked - outcome.stored.size - outcome.sysDropped;
+    const figures = outageFigures(outcome);
     const outageStored = [...outcome.outage.acked].filter((seq) => outcome.stored.has(seq)).length;
     recordFault({
       fault: 'F4 session expiry < outage',
       mechanism: `mqtt.sessionExpiryDays = ${SESSION_EXPIRY_S} s; daemon stopped; ${OUTAGE} readings published; the broker expires the session; daemon restarted`,
-      published: outcome.live.attempted + outcome.outage.attempted + outcome.after.attempted,
-      acked,
-      stored: outcome.stored.size,
-      duplicates: outcome.duplicateRows,
-      rejected: 0,
-      brokerDropped: outcome.sysDropped,
-      lost,
+      ...figures,
       recovery: `restart→new session, live again ${secondsText(outcome.recoveryMs)}`,
       note: `outside forecastd's promise: the broker discarded the expired session with its ${OUTAGE} queued readings (log: "Expiring client ${clientId} due to timeout"; not in $SYS dropped); sessionPresent ${outcome.sessionPresent} on return. Keep sessionExpiryDays (default 7) and persistent_client_expiration above the longest outage`,
     });
     assert.equal(clientId, outcome.clientId, "the broker expired the daemon's session");
     assert.equal(outcome.sessionPresent, false, 'no session to resume');
     assert.equal(outageStored, 0, 'nothing queued in the expired session came back');
-    assert.equal(lost, outcome.outage.acked.size, 'the loss is exactly the outage');
+    assert.equal(figures.lost, outcome.outage.acked.size, 'the loss is exactly the outage');
     assert.equal(outcome.sysDropped, 0, 'an expiry is not counted as a drop: only the log tells it');
     for (const seq of [...outcome.live.acked, ...outcome.after.acked]) assert.ok(outcome.stored.has(seq), `seq ${seq}, published while the daemon was up, is stored`);
     assert.equal(outcome.duplicateRows, 0);

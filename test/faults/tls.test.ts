@@ -32,7 +32,7 @@ import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/log.js';
 import { uniquePrefix, waitFor } from '../helpers/broker.js';
 import { DAEMON_MAIN, spawnDaemon, writeYaml, type DaemonProcess } from '../helpers/daemonProcess.js';
-import { recordFault, secondsText } from '../helpers/faultReport.js';
+import { NO_MESSAGE_FIGURES, recordFault, secondsText } from '../helpers/faultReport.js';
 import { mosquittoAvailable, startMosquitto, type PrivateMosquitto } from '../helpers/mosquitto.js';
 import { parseExposition, sampleValue } from '../http/promText.js';
 
@@ -149,6 +149,17 @@ function storedCount(daemon: Daemon): { rows: number; distinct: number; series: 
     db.close();
   }
 }
+
+/** The figures of a row in which the broker's ACL refused each of the daemon's `refused` publishes (PUBACK 0x87). */
+const refusedPublishFigures = (refused: number) => ({
+  published: refused,
+  acked: 0,
+  stored: 'n/a',
+  duplicates: 'n/a',
+  rejected: 'n/a',
+  brokerDropped: refused,
+  lost: 'n/a',
+});
 
 describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }, () => {
   const password = `pw-${randomBytes(12).toString('hex')}`;
@@ -457,13 +468,7 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     recordFault({
       fault: 'F17 ACL: daemon publishes outside forecasts/#',
       mechanism: `acl_file \`topic write forecasts/#\`; daemon baseTopic forecastd-test-…`,
-      published: stats.refusals.publish,
-      acked: 0,
-      stored: 'n/a',
-      duplicates: 'n/a',
-      rejected: 'n/a',
-      brokerDropped: stats.refusals.publish,
-      lost: 'n/a',
+      ...refusedPublishFigures(stats.refusals.publish),
       recovery: `${secondsText(publishRefusedMs)} to the counted refusal`,
       note: `publishes under the baseTopic refused (PUBACK 0x87), counted ${stats.refusals.publish}, ${refusalLines.length} error line naming the topic; connection kept (${stats.attempts} attempt, ${stats.connectionsLost} lost); forecasts would be refused alike until the ACL or baseTopic is fixed`,
     });
@@ -489,13 +494,7 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     recordFault({
       fault: 'F17 ACL: publish refused, broker drops client',
       mechanism: 'acl_file `topic write forecasts/#`, max_queued_messages 0 (Mosquitto 2.0.11); daemon baseTopic outside it',
-      published: stats.refusals.publish,
-      acked: 0,
-      stored: 'n/a',
-      duplicates: 'n/a',
-      rejected: 'n/a',
-      brokerDropped: stats.refusals.publish,
-      lost: 'n/a',
+      ...refusedPublishFigures(stats.refusals.publish),
       recovery: 'n/a (until the ACL or baseTopic is fixed)',
       note: `${stats.connectionsLost} connections dropped after PUBACK 0x87; ${attempts} attempts in ${secondsText(windowMs)} (backoff bound ${bound}: the backoff now restarts only after a connection lasts 2×reconnectSeconds); ${flapping.length} error line`,
     });
@@ -641,12 +640,7 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
       recordFault({
         fault: 'F17 secrets in logs',
         mechanism: 'log level debug; grep for passwords and private-key PEM bodies',
-        published: 'n/a',
-        acked: 'n/a',
-        stored: 'n/a',
-        duplicates: 'n/a',
-        rejected: 'n/a',
-        brokerDropped: 'n/a',
+        ...NO_MESSAGE_FIGURES,
         lost: 'n/a',
         recovery: 'n/a',
         note: `${secrets().length} secrets (${2 + Object.keys(sensorPasswords).length} passwords, ${keyNames.length} keys) sought in ${scanned.logLines} log lines, ${scanned.processBytes} bytes of process stdout+stderr, ${scanned.cliBytes} bytes of config check output: 0 found`,

@@ -40,6 +40,16 @@ export const REPORT_ENV = 'FORECASTD_FAULT_REPORT';
 
 export const secondsText = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
+/** The message figures of a fault in which no message moves (a stop, a clock step, a log scan): they do not apply. */
+export const NO_MESSAGE_FIGURES = {
+  published: 'n/a',
+  acked: 'n/a',
+  stored: 'n/a',
+  duplicates: 'n/a',
+  rejected: 'n/a',
+  brokerDropped: 'n/a',
+} as const satisfies Partial<FaultRow>;
+
 /** Prints the row, and appends it to the runner's report file when there is one. */
 export function recordFault(row: FaultRow): void {
   console.log(`\n${formatTable(row.fault, [row as unknown as Record<string, Figure>])}\n`);

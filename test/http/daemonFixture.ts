@@ -46,6 +46,21 @@ export interface FixtureOptions {
   epochs?: number;
 }
 
+/**
+ * The fixture's one forecast: a small LSTM on the sensor's room.temp. A config that reads the fixture's state
+ * directory (the CLI tests) declares it the same way, so that the checkpoints there are this forecast's.
+ */
+export const fixtureForecast = (epochs: number) => ({
+  name: 'room',
+  target: 'room.temp',
+  unit: '°C',
+  interval: '10m',
+  steps: 12,
+  horizon: 6,
+  layers: [{ type: 'lstm', units: 16 }, { type: 'dense' }],
+  training: { onStart: false, epochs, batchSize: 32, seed: 5, historyDays: 3 },
+});
+
 export async function startFixture(options: FixtureOptions = {}): Promise<Fixture> {
   const broker = await startEmbeddedBroker();
   const stateDir = mkdtempSync(join(tmpdir(), 'forecastd-http-'));
@@ -60,18 +75,7 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
       homeAssistant: { enabled: options.homeAssistant ?? true, deviceClasses: { room: 'temperature' } },
       status: { intervalSeconds: options.statusIntervalSeconds ?? 60 },
       scheduler: { poolThreads: 1 },
-      forecasts: [
-        {
-          name: 'room',
-          target: 'room.temp',
-          unit: '°C',
-          interval: '10m',
-          steps: 12,
-          horizon: 6,
-          layers: [{ type: 'lstm', units: 16 }, { type: 'dense' }],
-          training: { onStart: false, epochs: options.epochs ?? 15, batchSize: 32, seed: 5, historyDays: 3 },
-        },
-      ],
+      forecasts: [fixtureForecast(options.epochs ?? 15)],
     },
     'fixture',
     {},
