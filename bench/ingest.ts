@@ -28,11 +28,10 @@
  *
  * With --json the last stdout line is one JSON object: bare_per_s, ingest_per_s, ratio, lost, lag_p99_ms, …
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { parseConfig } from '../src/config/load.js';
@@ -40,6 +39,7 @@ import { startDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { createLogger } from '../src/log.js';
 import { formatTable, publishBurst, readingBurst } from '../test/helpers/load.js';
 import { benchArgs } from './args.js';
+import { cpuMeter, lagHistogram, withTimeout } from './measure.js';
 import { startMosquitto, watchSysCounter, type PrivateMosquitto } from '../test/helpers/mosquitto.js';
 
 const args = benchArgs(
@@ -99,54 +99,6 @@ interface DrainResult {
   brokerCpuUsPerMsg: number | null;
   /** Messages per commit (prototype only). */
   batch?: number;
-}
-
-function lagHistogram() {
-  const histogram = monitorEventLoopDelay({ resolution: 10 });
-  return {
-    start: () => histogram.enable(),
-    stop() {
-      histogram.disable();
-      return { p50: histogram.percentile(50) / 1e6, p99: histogram.percentile(99) / 1e6, max: histogram.max / 1e6 };
-    },
-  };
-}
-
-/** CPU time of this process and of the broker (from /proc/<pid>/stat, clock ticks of 10 ms) between start and stop. */
-function cpuMeter(brokerPid: number | undefined) {
-  const brokerTicks = () => {
-    if (brokerPid === undefined) return null;
-    try {
-      const fields = readFileSync(`/proc/${brokerPid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-      return Number(fields[11]) + Number(fields[12]); // utime + stime
-    } catch {
-      return null;
-    }
-  };
-  let own = process.cpuUsage();
-  let broker = brokerTicks();
-  return {
-    start() {
-      own = process.cpuUsage();
-      broker = brokerTicks();
-    },
-    stop(messages: number) {
-      const used = process.cpuUsage(own);
-      const brokerNow = brokerTicks();
-      return {
-        cpuUsPerMsg: (used.user + used.system) / messages,
-        brokerCpuUsPerMsg: broker === null || brokerNow === null ? null : ((brokerNow - broker) * 10_000) / messages,
-      };
-    },
-  };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms))),
-  ]);
 }
 
 const bareOptions = (clientId: string) => ({

@@ -29,7 +29,6 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { parseConfig } from '../src/config/load.js';
 import { startDaemon } from '../src/daemon/daemon.js';
@@ -38,18 +37,17 @@ import { readProcessWriteBytes } from '../src/store/writeMeter.js';
 import { testBroker, uniquePrefix } from '../test/helpers/broker.js';
 import { formatTable, percentile } from '../test/helpers/load.js';
 import { mosquittoAvailable, startMosquitto, watchSysCounter, type SysCounter } from '../test/helpers/mosquitto.js';
+import { benchArgs } from './args.js';
 import { lagHistogram, processCpuUs, withTimeout } from './measure.js';
 
-const { values: args } = parseArgs({
-  options: {
+const args = benchArgs(
+  { seconds: 20, series: 100 },
+  {
     rates: { type: 'string', default: '10,100,1000,5000,10000' },
-    seconds: { type: 'string', default: '20' },
-    series: { type: 'string', default: '100' },
-    json: { type: 'boolean', default: false },
     // Internal: run as the publisher (the child process).
     publisher: { type: 'string' },
   },
-});
+);
 
 const SAMPLE_MS = 5;
 const DRAIN_LIMIT_MS = 60_000;
@@ -143,9 +141,9 @@ interface RateResult {
 }
 
 async function main(): Promise<void> {
-  const rates = args.rates.split(',').map(Number);
-  const seconds = Number(args.seconds);
-  const seriesCount = Number(args.series);
+  const rates = String(args.rates).split(',').map(Number);
+  if (rates.some((rate) => !(rate > 0))) throw new Error(`--rates takes positive numbers separated by commas, not "${args.rates}"`);
+  const { seconds, series: seriesCount } = args;
 
   const mosquitto = mosquittoAvailable() ? await startMosquitto() : null;
   const broker = mosquitto ? { kind: 'private mosquitto', url: mosquitto.url, protocolVersion: 5 as const, close: () => mosquitto.close() } : await testBroker();
