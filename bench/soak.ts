@@ -13,6 +13,11 @@
  * from the forecast's own cron schedule (every --train-every minutes), through the daemon's pool, with
  * the default thread settings (a thread idle for 30 s exits; threads are replaced after 20 trainings).
  *
+ * Faults (F15 of docs/reliability.md's catalogue; they need the private Mosquitto): --partition-every M
+ * black-holes the daemon's link (the test TCP proxy) for --partition-seconds every M minutes, and
+ * --restart-broker-every M restarts the broker (SIGTERM, persistence on) every M minutes. The sensors publish
+ * at QoS 1 straight to the broker; at the end, lost = acknowledged − stored − rejected − broker-dropped.
+ *
  * "start" is the first sample after the first training has finished (the model, the thread pool and
  * TensorFlow.js are then warm); the slopes are least-squares fits over the samples from there on.
  * With --json the last stdout line is one JSON object with the start and end figures and the slopes.
@@ -20,6 +25,7 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { parseConfig } from '../src/config/load.js';
 import { startDaemon } from '../src/daemon/daemon.js';
@@ -30,10 +36,11 @@ import { openDatabase } from '../src/store/database.js';
 import { ReadingStore } from '../src/store/readings.js';
 import { testBroker, uniquePrefix } from '../test/helpers/broker.js';
 import { formatTable } from '../test/helpers/load.js';
-import { mosquittoAvailable, startMosquitto } from '../test/helpers/mosquitto.js';
+import { mosquittoAvailable, startMosquitto, watchSysCounter } from '../test/helpers/mosquitto.js';
+import { startTcpProxy } from '../test/helpers/tcpProxy.js';
 import { benchArgs } from './args.js';
 
-const args = benchArgs({ minutes: 10, 'train-every': 3, rate: 20, 'sample-every': 30 });
+const args = benchArgs({ minutes: 10, 'train-every': 3, rate: 20, 'sample-every': 30, 'partition-every': 0, 'partition-seconds': 30, 'restart-broker-every': 0 });
 
 interface Sample {
   minute: number;
@@ -52,6 +59,10 @@ interface Sample {
   stored: number;
   trainings: number;
   forecasts: number;
+  /** Forecasts waiting in the outbox. */
+  outbox: number;
+  /** Listeners on the daemon's MQTT client: a reconnect that adds one each time would show here. */
+  listeners: number;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -88,10 +99,17 @@ async function main(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) say('(run with node --expose-gc for heap figures after a full collection)');
 
+  const partitionEveryMs = args['partition-every'] * 60_000;
+  const partitionMs = args['partition-seconds'] * 1000;
+  const restartEveryMs = args['restart-broker-every'] * 60_000;
   const privateBroker = mosquittoAvailable() ? await startMosquitto() : null;
+  if (!privateBroker && (partitionEveryMs > 0 || restartEveryMs > 0)) throw new Error('--partition-every and --restart-broker-every need Mosquitto installed');
   const broker = privateBroker
     ? { kind: 'private mosquitto', url: privateBroker.url, protocolVersion: 5 as const, close: () => privateBroker.close() }
     : await testBroker();
+  // The daemon reaches a private broker through the proxy (a plain pass-through until a partition).
+  const proxy = privateBroker ? await startTcpProxy(privateBroker.port) : null;
+  const brokerDrops = privateBroker ? await watchSysCounter(privateBroker.url) : null;
   const stateDir = mkdtempSync(join(tmpdir(), 'forecastd-soak-'));
   const prefix = uniquePrefix('soak');
   const now = Date.now();
@@ -105,7 +123,7 @@ async function main(): Promise<void> {
   }
 
   const config = parseConfig({
-    mqtt: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: `forecastd-${prefix}`, baseTopic: `forecastd-soak-${prefix}` },
+    mqtt: { url: proxy?.url ?? broker.url, protocolVersion: broker.protocolVersion, clientId: `forecastd-${prefix}`, baseTopic: `forecastd-soak-${prefix}` },
     ingest: { topics: [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }] },
     storage: { stateDir },
     log: { level: 'warn' },
@@ -125,13 +143,20 @@ async function main(): Promise<void> {
   const daemon = await startDaemon({ config, log: createLogger(config.log.level, 2) });
   const { tf } = await initBackend(config.model.backend, { allowNative: false });
 
-  // Live sensors: the room every 5 s, and `rate` readings/s from other devices.
-  const sensor = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion, clientId: `soak-sensor-${prefix}` });
+  // Live sensors: the room every 5 s, and `rate` readings/s from other devices. Every live reading is stamped at
+  // or after `liveSince`; the backfill ends before it.
+  const liveSince = Date.now();
+  const sensor = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion, clientId: `soak-sensor-${prefix}`, clean: false, properties: { sessionExpiryInterval: 3600 } });
+  const sent = { published: 0, acked: 0 };
+  const publishCounted = (topic: string, payload: string) => {
+    sent.published++;
+    sensor.publish(topic, payload, { qos: 1 }, (error) => error || sent.acked++);
+  };
   const live = new SensorSimulator({ seed: 11, intervalMs: 5_000 });
   let liveFrom = Date.now();
   let extraSent = 0;
   const extraStartedAt = Date.now();
-  const publish = (reading: SimulatedReading) => sensor.publish(`${prefix}/room/${reading.series}`, JSON.stringify({ value: Math.round(reading.value * 1000) / 1000, ts: reading.ts }), { qos: 1 });
+  const publish = (reading: SimulatedReading) => publishCounted(`${prefix}/room/${reading.series}`, JSON.stringify({ value: Math.round(reading.value * 1000) / 1000, ts: reading.ts }));
   const liveTimer = setInterval(() => {
     const until = Date.now();
     for (const reading of live.readingsBetween(liveFrom, until)) publish(reading);
@@ -140,11 +165,31 @@ async function main(): Promise<void> {
     // Ten devices, each with readings `10 / rate` seconds apart in step with the clock (none a duplicate).
     for (; extraSent < due; extraSent++) {
       const ts = Math.round(extraStartedAt + Math.floor(extraSent / 10) * (10_000 / extraRate));
-      sensor.publish(`${prefix}/device${extraSent % 10}/power`, JSON.stringify({ value: extraSent % 97, ts }), { qos: 1 });
+      publishCounted(`${prefix}/device${extraSent % 10}/power`, JSON.stringify({ value: extraSent % 97, ts }));
     }
   }, 1_000);
 
   const startedAt = Date.now();
+  const faults = { partitions: 0, brokerRestarts: 0 };
+  const faultTimers: NodeJS.Timeout[] = [];
+  if (proxy && partitionEveryMs > 0) {
+    faultTimers.push(
+      setInterval(() => {
+        faults.partitions++;
+        proxy.blackhole();
+        setTimeout(() => proxy.heal(), partitionMs);
+      }, partitionEveryMs),
+    );
+  }
+  let restarting: Promise<void> = Promise.resolve();
+  if (privateBroker && restartEveryMs > 0) {
+    faultTimers.push(
+      setInterval(() => {
+        faults.brokerRestarts++;
+        restarting = privateBroker.restart();
+      }, restartEveryMs),
+    );
+  }
   const samples: Sample[] = [];
   const sample = (): Sample => {
     gc?.();
@@ -169,17 +214,22 @@ async function main(): Promise<void> {
       stored: daemon.ingestor.counters.stored,
       trainings: daemon.trainings.counters.started,
       forecasts: daemon.forecasts.counters.issued,
+      outbox: daemon.publisher.backlog().pending,
+      listeners: daemon.client.eventNames().reduce((sum, name) => sum + daemon.client.listenerCount(name), 0),
     };
   };
 
-  say(`soak: ${minutes} min, a training every ${trainEvery} min, forecasts every minute, ${extraRate} extra readings/s, broker ${broker.kind}`);
+  const faultText = [partitionEveryMs > 0 ? `a ${args['partition-seconds']} s partition every ${args['partition-every']} min` : '', restartEveryMs > 0 ? `a broker restart every ${args['restart-broker-every']} min` : '']
+    .filter(Boolean)
+    .join(', ');
+  say(`soak: ${minutes} min, a training every ${trainEvery} min, forecasts every minute, ${extraRate} extra readings/s, broker ${broker.kind}${faultText ? `; ${faultText}` : ''}`);
   let firstTrainedIndex = -1;
   const deadline = startedAt + minutes * 60_000;
   while (Date.now() < deadline) {
     const next = sample();
     samples.push(next);
     if (firstTrainedIndex < 0 && daemon.trainings.counters.succeeded + daemon.trainings.counters.failed > 0 && !next.trainingThread) firstTrainedIndex = samples.length - 1;
-    say(`  ${next.minute.toFixed(1)} min${next.trainingThread ? ' (training thread)' : ''}: rss ${next.rssMb} MB, heap ${next.heapUsedMb} MB, handles ${next.handles}, fds ${next.fds}, tensors ${next.tensors}, trainings ${next.trainings}, forecasts ${next.forecasts}, stored ${next.stored}`);
+    say(`  ${next.minute.toFixed(1)} min${next.trainingThread ? ' (training thread)' : ''}: rss ${next.rssMb} MB, heap ${next.heapUsedMb} MB, handles ${next.handles}, fds ${next.fds}, tensors ${next.tensors}, outbox ${next.outbox}, listeners ${next.listeners}, trainings ${next.trainings}, forecasts ${next.forecasts}, stored ${next.stored}`);
     await sleep(Math.min(sampleEveryMs, Math.max(0, deadline - Date.now())));
   }
   // A last sample at a quiet moment: a running training ends, and its thread exits once idle.
@@ -188,8 +238,35 @@ async function main(): Promise<void> {
   samples.push(sample());
 
   clearInterval(liveTimer);
+  faultTimers.forEach(clearInterval);
+  await restarting;
+  proxy?.heal();
+  // The last readings: acknowledged by the broker, then stored by the daemon (or counted rejected or dropped).
+  for (let waited = 0; sent.acked < sent.published && waited < 60_000; waited += 100) await sleep(100);
+  const storedLive = () => {
+    const reader = new Database(daemon.databasePath, { readonly: true });
+    try {
+      return reader.prepare('SELECT count(*) FROM readings WHERE ts >= ?').pluck().get(liveSince) as number;
+    } finally {
+      reader.close();
+    }
+  };
+  const rejected = () => Object.values(daemon.ingestor.counters.rejected).reduce((sum, count) => sum + count, 0);
+  for (let waited = 0; storedLive() + rejected() < sent.acked && waited < 120_000; waited += 500) await sleep(500);
+  const brokerDropped = brokerDrops ? await brokerDrops.fresh() : null;
+  const delivery = {
+    published: sent.published,
+    acked: sent.acked,
+    stored: storedLive(),
+    rejected: rejected(),
+    duplicates: daemon.ingestor.counters.duplicates,
+    brokerDropped,
+    lost: brokerDropped === null ? null : sent.acked - storedLive() - rejected() - brokerDropped,
+  };
   const counters = { trainings: { ...daemon.trainings.counters }, pool: { ...daemon.pool.counters }, ingest: { stored: daemon.ingestor.counters.stored, duplicates: daemon.ingestor.counters.duplicates }, forecasts: { ...daemon.forecasts.counters } };
   await sensor.endAsync();
+  await brokerDrops?.close();
+  await proxy?.close();
   await daemon.stop();
   await broker.close();
   rmSync(stateDir, { recursive: true, force: true });
@@ -206,6 +283,9 @@ async function main(): Promise<void> {
     handles_per_h: slope(hours, warm.map((s) => s.handles)),
     fds_per_h: slope(hours, warm.map((s) => s.fds)),
     tensors_per_h: slope(hours, warm.map((s) => s.tensors)),
+    wal_mb_per_h: slope(hours, warm.map((s) => s.walMb)),
+    outbox_per_h: slope(hours, warm.map((s) => s.outbox)),
+    listeners_per_h: slope(hours, warm.map((s) => s.listeners)),
   };
   const row = (label: string, s: Pick<Sample, 'rssMb' | 'heapUsedMb' | 'externalMb' | 'handles' | 'fds' | 'tensors' | 'tensorMb' | 'dbMb' | 'walMb'> & { minute: number | string }) => ({
     '': label,
@@ -231,7 +311,8 @@ async function main(): Promise<void> {
   );
   const lines = [
     table,
-    `slopes per hour (${warm.length} quiet samples): rss ${slopes.rss_mb_per_h.toFixed(1)} MB, heap ${slopes.heap_mb_per_h.toFixed(1)} MB, handles ${slopes.handles_per_h.toFixed(1)}, fds ${slopes.fds_per_h.toFixed(1)}, tensors ${slopes.tensors_per_h.toFixed(1)}`,
+    `slopes per hour (${warm.length} quiet samples): rss ${slopes.rss_mb_per_h.toFixed(1)} MB, heap ${slopes.heap_mb_per_h.toFixed(1)} MB, handles ${slopes.handles_per_h.toFixed(1)}, fds ${slopes.fds_per_h.toFixed(1)}, tensors ${slopes.tensors_per_h.toFixed(1)}, wal ${slopes.wal_mb_per_h.toFixed(2)} MB, outbox ${slopes.outbox_per_h.toFixed(1)}, listeners ${slopes.listeners_per_h.toFixed(1)}`,
+    `faults: ${faults.partitions} partitions, ${faults.brokerRestarts} broker restarts; readings: ${JSON.stringify(delivery)}`,
     `handles by type, start → end: ${JSON.stringify(handleDiff)}`,
     `trainings: ${JSON.stringify(counters.trainings)}`,
     `pool: ${JSON.stringify(counters.pool)}`,
@@ -239,7 +320,7 @@ async function main(): Promise<void> {
   ];
   say(lines.join('\n'));
   if (args.json) {
-    process.stdout.write(`${JSON.stringify({ minutes, start, end, slopes, counters, samples: samples.length })}\n`);
+    process.stdout.write(`${JSON.stringify({ minutes, start, end, slopes, counters, faults, delivery, samples: samples.length })}\n`);
   }
 }
 
