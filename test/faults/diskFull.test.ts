@@ -12,7 +12,8 @@
  *        once there is room (what systemd's Restart=on-failure does), it takes the readings the broker kept.
  *
  * Needs root (or CAP_SYS_ADMIN) for `mount -t tmpfs`; skipped with the reason otherwise. Every tmpfs is unmounted in
- * `after`, after the daemons on it have been stopped.
+ * `after`, after the daemons on it have been stopped. The long run repeats F5a on ext4, the file system of a Pi's SD
+ * card: a loop-mounted image made without reserved blocks (with them, root would write on into the reserve).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -37,6 +38,10 @@ const STREAM = LONG ? 20_000 : 3_000;
 const WHILE_DOWN = LONG ? 5_000 : 500;
 const KiB = 1024;
 
+type Filesystem = 'tmpfs' | 'ext4';
+/** F5a runs on each of these: ext4 in the long run, where a loop device can be mounted. */
+const INGEST_FILESYSTEMS: Filesystem[] = LONG && !ext4SkipReason() ? ['tmpfs', 'ext4'] : ['tmpfs'];
+
 const rand = () => Math.random().toString(16).slice(2, 10);
 /** Readings are a day old and 1 s apart: inside maxAgeDays, never in the future. */
 const baseTs = () => Date.now() - 86_400_000 - 100_000 * 1000;
@@ -56,7 +61,18 @@ function skipReason(): string | false {
   }
 }
 
-/** A small tmpfs and a filler file that takes all but `leaveBytes` of it. */
+/** Why a small ext4 image cannot be loop-mounted here, or false. */
+function ext4SkipReason(): string | false {
+  if (process.platform !== 'linux') return 'loop mounts need Linux';
+  try {
+    mountSmallDisk(1, 'ext4').unmount();
+    return false;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** A small tmpfs (or ext4 image) and a filler file that takes all but `leaveBytes` of it. */
 interface SmallDisk {
   readonly dir: string;
   available(): number;
@@ -67,10 +83,24 @@ interface SmallDisk {
   unmount(): void;
 }
 
-function mountSmallDisk(sizeMiB: number): SmallDisk {
+function mountSmallDisk(sizeMiB: number, filesystem: Filesystem = 'tmpfs'): SmallDisk {
   const dir = mkdtempSync(join(tmpdir(), 'forecastd-f5-disk-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m,mode=0755`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (mounted.status !== 0) throw new Error(`mount tmpfs on ${dir} failed: ${mounted.stderr}`);
+  const image = `${dir}.img`;
+  const run = (command: string, commandArgs: string[]) => {
+    const result = spawnSync(command, commandArgs, { encoding: 'utf8' });
+    if (result.status !== 0) {
+      rmSync(image, { force: true });
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`${command} ${commandArgs.join(' ')} failed: ${(result.stderr || result.error?.message || '').trim()}`);
+    }
+  };
+  if (filesystem === 'tmpfs') run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m,mode=0755`, 'tmpfs', dir]);
+  else {
+    run('truncate', ['-s', `${sizeMiB}M`, image]);
+    // -m 0: no blocks reserved for root, or the tests (as root) would write on into the reserve.
+    run('mkfs.ext4', ['-q', '-F', '-m', '0', image]);
+    run('mount', ['-o', 'loop', image, dir]);
+  }
   let fillers = 0;
   const available = () => {
     const stats = statfsSync(dir);
@@ -94,6 +124,7 @@ function mountSmallDisk(sizeMiB: number): SmallDisk {
       // A process that still holds a file there makes umount fail (EBUSY): detach it lazily then, never leave it mounted.
       if (spawnSync('umount', [dir]).status !== 0) spawnSync('umount', ['-l', dir]);
       rmSync(dir, { recursive: true, force: true });
+      rmSync(image, { force: true });
     },
   };
 }
@@ -204,8 +235,8 @@ const skip = skipReason();
 describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 180_000 }, () => {
   // Released in reverse order: the daemons on a tmpfs go before it is unmounted (a process holding files keeps it busy).
   const scope = new FaultScope('f5');
-  const disk = (sizeMiB: number) => {
-    const mounted = mountSmallDisk(sizeMiB);
+  const disk = (sizeMiB: number, filesystem: Filesystem = 'tmpfs') => {
+    const mounted = mountSmallDisk(sizeMiB, filesystem);
     return scope.onClose(mounted, () => mounted.unmount());
   };
   const tempDir = (label: string) => scope.tempDir(label);
@@ -216,10 +247,10 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
     client.on('error', () => undefined);
     return scope.track(client);
   };
-  /** A private broker, an 8 MiB tmpfs holding the state directory, and a config for a daemon that ingests `<label>-…/+/+` there. */
-  const daemonOnSmallDisk = async (label: string) => {
+  /** A private broker, an 8 MiB tmpfs (or ext4) holding the state directory, and a config for a daemon that ingests `<label>-…/+/+` there. */
+  const daemonOnSmallDisk = async (label: string, filesystem: Filesystem = 'tmpfs') => {
     const { mosquitto, dropped } = await broker();
-    const small = disk(8);
+    const small = disk(8, filesystem);
     const stateDir = join(small.dir, 'state');
     const configPath = join(tempDir(label), 'forecastd.yaml');
     const databasePath = join(stateDir, 'forecastd.db');
@@ -232,98 +263,100 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
 
   after(() => scope.close());
 
-  it('F5a: full during ingest: nothing of the failed group is acked, one error, ingest reported failing, resumes in the same process when space returns', { timeout: 120_000 }, async () => {
-    const { mosquitto, dropped, small, configPath, databasePath, prefix, topic } = await daemonOnSmallDisk('f5a');
+  for (const filesystem of INGEST_FILESYSTEMS) {
+    it(`F5a (${filesystem}): full during ingest: nothing of the failed group is acked, one error, ingest reported failing, resumes in the same process when space returns`, { timeout: 120_000 }, async () => {
+      const { mosquitto, dropped, small, configPath, databasePath, prefix, topic } = await daemonOnSmallDisk(`f5a${filesystem}`, filesystem);
 
-    const daemon = spawn(configPath);
-    const httpUrl = await httpUrlOf(daemon);
-    await daemon.waitForLog(subscribed, 30_000, 'its subscription');
-    const base = baseTs();
-    const publisher = await sensor(mosquitto.url, `sensor-${prefix}`);
-    const rows = rowCounter(databasePath);
+      const daemon = spawn(configPath);
+      const httpUrl = await httpUrlOf(daemon);
+      await daemon.waitForLog(subscribed, 30_000, 'its subscription');
+      const base = baseTs();
+      const publisher = await sensor(mosquitto.url, `sensor-${prefix}`);
+      const rows = rowCounter(databasePath);
 
-    // Before the fill: a few hundred readings (the WAL stays far below its 1000-page checkpoint, so it must grow to take more).
-    const before = await publishBurst(publisher, readingBurst(topic, 1, BEFORE_FULL, base), { window: 16 });
-    assert.equal(before.acked.size, BEFORE_FULL);
-    await waitFor(() => rows.count() >= BEFORE_FULL, 20_000, 'the first readings to be stored');
-    assert.equal((await getJson(`${httpUrl}/readyz`)).status, 200, 'ready before the fault');
+      // Before the fill: a few hundred readings (the WAL stays far below its 1000-page checkpoint, so it must grow to take more).
+      const before = await publishBurst(publisher, readingBurst(topic, 1, BEFORE_FULL, base), { window: 16 });
+      assert.equal(before.acked.size, BEFORE_FULL);
+      await waitFor(() => rows.count() >= BEFORE_FULL, 20_000, 'the first readings to be stored');
+      assert.equal((await getJson(`${httpUrl}/readyz`)).status, 200, 'ready before the fault');
 
-    // The stream that fills the disk: the filler goes in once it is under way.
-    let ackedNow = 0;
-    const stream = publishBurst(publisher, readingBurst(topic, BEFORE_FULL + 1, BEFORE_FULL + STREAM, base), { window: 16, onAck: (count) => (ackedNow = count) });
-    await waitFor(() => ackedNow >= STREAM / 10 && rows.count() > BEFORE_FULL, 20_000, 'the stream to be under way');
-    const linesBeforeFill = daemon.lines.length;
-    const connectsBeforeFill = daemon.lines.filter(connected).length;
-    const leftBytes = small.fill(16 * KiB);
-    const filledAt = performance.now();
-    const failedLine = await daemon.waitForLog(storageError, 30_000, 'the storage error (SQLITE_FULL)');
-    const failedAfterMs = performance.now() - filledAt;
-    const rowsAtFailure = rows.count();
-    const walAtFailure = statSync(`${databasePath}-wal`).size;
-    assert.equal(failedLine.code, 'SQLITE_FULL', 'the disk-full error is named');
+      // The stream that fills the disk: the filler goes in once it is under way.
+      let ackedNow = 0;
+      const stream = publishBurst(publisher, readingBurst(topic, BEFORE_FULL + 1, BEFORE_FULL + STREAM, base), { window: 16, onAck: (count) => (ackedNow = count) });
+      await waitFor(() => ackedNow >= STREAM / 10 && rows.count() > BEFORE_FULL, 20_000, 'the stream to be under way');
+      const linesBeforeFill = daemon.lines.length;
+      const connectsBeforeFill = daemon.lines.filter(connected).length;
+      const leftBytes = small.fill(16 * KiB);
+      const filledAt = performance.now();
+      const failedLine = await daemon.waitForLog(storageError, 30_000, 'the storage error (SQLITE_FULL)');
+      const failedAfterMs = performance.now() - filledAt;
+      const rowsAtFailure = rows.count();
+      const walAtFailure = statSync(`${databasePath}-wal`).size;
+      assert.equal(failedLine.code, 'SQLITE_FULL', 'the disk-full error is named');
 
-    const streamed = await stream;
-    assert.equal(streamed.acked.size, STREAM, `the broker acked the whole stream (${streamed.failed.size} failed)`);
-    const ackedTotal = before.acked.size + streamed.acked.size;
-    // Storage retries fail (a debug line each) while the disk stays full, and the process stays up.
-    await daemon.waitForLog((line) => line.msg === 'retry failed: still cannot store readings', 30_000, 'a failed storage retry');
-    const rowsWhileFull = rows.count();
-    const ready = await getJson(`${httpUrl}/readyz`);
-    const status = await getJson(`${httpUrl}/api/status`);
-    const ingest = status.body.ingest as { storing: boolean; heldMessages: number; error: string | null };
-    const metricsWhileFull = await (await fetch(`${httpUrl}/metrics`)).text();
-    const databaseCheck = (ready.body.checks as Record<string, { ok: boolean; detail: string }>).database;
-    const whileFull = daemon.lines.slice(linesBeforeFill);
-    assert.ok(daemon.running, 'the daemon is still running');
-    assert.equal(rowsWhileFull, rowsAtFailure, 'nothing is committed while the disk is full');
-    assert.ok(rowsWhileFull < ackedTotal, 'readings are waiting');
-    assert.equal(ready.status, 503, '/readyz says not ready');
-    assert.equal(databaseCheck.ok, false);
-    assert.match(databaseCheck.detail, /cannot store readings .*database or disk is full/);
-    assert.equal(ingest.storing, false, 'the status document says ingest is not storing');
-    assert.match(String(ingest.error), /disk is full/);
-    assert.ok(ingest.heldMessages > 0, 'messages are held unacknowledged');
-    assert.match(metricsWhileFull, /^forecastd_ingest_storing 0$/m, '/metrics says ingest is not storing');
-    assert.match(metricsWhileFull, /^forecastd_ingest_held_messages [1-9]\d*$/m, '/metrics counts the held messages');
-    assert.equal(whileFull.filter(storageError).length, 1, 'the storage error is logged once');
-    assert.deepEqual(whileFull.filter(isError).map((line) => line.msg), [failedLine.msg], 'and no other error');
-    assert.equal(whileFull.filter(connected).length, 0, 'no reconnect while full: retries stay on the connection');
+      const streamed = await stream;
+      assert.equal(streamed.acked.size, STREAM, `the broker acked the whole stream (${streamed.failed.size} failed)`);
+      const ackedTotal = before.acked.size + streamed.acked.size;
+      // Storage retries fail (a debug line each) while the disk stays full, and the process stays up.
+      await daemon.waitForLog((line) => line.msg === 'retry failed: still cannot store readings', 30_000, 'a failed storage retry');
+      const rowsWhileFull = rows.count();
+      const ready = await getJson(`${httpUrl}/readyz`);
+      const status = await getJson(`${httpUrl}/api/status`);
+      const ingest = status.body.ingest as { storing: boolean; heldMessages: number; error: string | null };
+      const metricsWhileFull = await (await fetch(`${httpUrl}/metrics`)).text();
+      const databaseCheck = (ready.body.checks as Record<string, { ok: boolean; detail: string }>).database;
+      const whileFull = daemon.lines.slice(linesBeforeFill);
+      assert.ok(daemon.running, 'the daemon is still running');
+      assert.equal(rowsWhileFull, rowsAtFailure, 'nothing is committed while the disk is full');
+      assert.ok(rowsWhileFull < ackedTotal, 'readings are waiting');
+      assert.equal(ready.status, 503, '/readyz says not ready');
+      assert.equal(databaseCheck.ok, false);
+      assert.match(databaseCheck.detail, /cannot store readings .*database or disk is full/);
+      assert.equal(ingest.storing, false, 'the status document says ingest is not storing');
+      assert.match(String(ingest.error), /disk is full/);
+      assert.ok(ingest.heldMessages > 0, 'messages are held unacknowledged');
+      assert.match(metricsWhileFull, /^forecastd_ingest_storing 0$/m, '/metrics says ingest is not storing');
+      assert.match(metricsWhileFull, /^forecastd_ingest_held_messages [1-9]\d*$/m, '/metrics counts the held messages');
+      assert.equal(whileFull.filter(storageError).length, 1, 'the storage error is logged once');
+      assert.deepEqual(whileFull.filter(isError).map((line) => line.msg), [failedLine.msg], 'and no other error');
+      assert.equal(whileFull.filter(connected).length, 0, 'no reconnect while full: retries stay on the connection');
 
-    // Room again: the same process resumes.
-    small.free();
-    const freedAt = performance.now();
-    await waitFor(() => rows.count() >= ackedTotal, 60_000, 'every acked reading to be stored after the filler is deleted');
-    const recoveryMs = performance.now() - freedAt;
-    await daemon.waitForLog((line) => line.msg === 'storing readings again', 10_000, 'the recovery line');
-    rows.close();
-    assert.equal((await getJson(`${httpUrl}/readyz`)).status, 200, 'ready again');
-    assert.match(await (await fetch(`${httpUrl}/metrics`)).text(), /^forecastd_ingest_storing 1$/m, '/metrics says storing again');
-    const connectsWhileFull = daemon.lines.filter(connected).length - connectsBeforeFill;
-    const droppedTotal = await dropped.fresh();
-    const stopped = await daemon.stop();
-    assert.equal(stopped.code, 0, 'a clean stop after the fault, in the process that met it');
+      // Room again: the same process resumes.
+      small.free();
+      const freedAt = performance.now();
+      await waitFor(() => rows.count() >= ackedTotal, 60_000, 'every acked reading to be stored after the filler is deleted');
+      const recoveryMs = performance.now() - freedAt;
+      await daemon.waitForLog((line) => line.msg === 'storing readings again', 10_000, 'the recovery line');
+      rows.close();
+      assert.equal((await getJson(`${httpUrl}/readyz`)).status, 200, 'ready again');
+      assert.match(await (await fetch(`${httpUrl}/metrics`)).text(), /^forecastd_ingest_storing 1$/m, '/metrics says storing again');
+      const connectsWhileFull = daemon.lines.filter(connected).length - connectsBeforeFill;
+      const droppedTotal = await dropped.fresh();
+      const stopped = await daemon.stop();
+      assert.equal(stopped.code, 0, 'a clean stop after the fault, in the process that met it');
 
-    const stored = verifyDatabase(databasePath, base);
-    const missing = [...before.acked, ...[...streamed.acked]].filter((seq) => !stored.seqs.has(seq));
-    recordFault({
-      fault: 'F5a disk full during ingest',
-      mechanism: `state dir on an 8 MiB tmpfs; filler fallocate'd to ${Math.round(leftBytes / KiB)} KiB free mid-stream (QoS 1, ${STREAM} msgs); deleted after a failed retry`,
-      published: before.attempted + streamed.attempted,
-      acked: ackedTotal,
-      ...storedFigures(stored, missing, dropped.updates ? droppedTotal : 'unknown', recoveryMs),
-      note:
-        `SQLITE_FULL ${secondsText(failedAfterMs)} after the fill, with ${rowsAtFailure} rows stored and a ${Math.round(walAtFailure / KiB)} KiB -wal; ` +
-        `${ackedTotal - rowsWhileFull} acked msgs kept at the broker while full (${ingest.heldMessages} of them in flight, unacked); ` +
-        `1 error line, ${connectsWhileFull} reconnects, /readyz 503 while full; same PID throughout; integrity_check ${stored.integrity}`,
+      const stored = verifyDatabase(databasePath, base);
+      const missing = [...before.acked, ...[...streamed.acked]].filter((seq) => !stored.seqs.has(seq));
+      recordFault({
+        fault: `F5a disk full during ingest${filesystem === 'tmpfs' ? '' : ` (${filesystem})`}`,
+        mechanism: `state dir on an 8 MiB ${filesystem === 'tmpfs' ? 'tmpfs' : 'ext4 loop image, no reserved blocks'}; filler fallocate'd to ${Math.round(leftBytes / KiB)} KiB free mid-stream (QoS 1, ${STREAM} msgs); deleted after a failed retry`,
+        published: before.attempted + streamed.attempted,
+        acked: ackedTotal,
+        ...storedFigures(stored, missing, dropped.updates ? droppedTotal : 'unknown', recoveryMs),
+        note:
+          `SQLITE_FULL ${secondsText(failedAfterMs)} after the fill, with ${rowsAtFailure} rows stored and a ${Math.round(walAtFailure / KiB)} KiB -wal; ` +
+          `${ackedTotal - rowsWhileFull} acked msgs kept at the broker while full (${ingest.heldMessages} of them in flight, unacked); ` +
+          `1 error line, ${connectsWhileFull} reconnects, /readyz 503 while full; same PID throughout; integrity_check ${stored.integrity}`,
+      });
+      assert.equal(stored.integrity, 'ok');
+      assert.equal(stored.rows, stored.distinct, 'no duplicate rows (I2)');
+      assert.deepEqual(missing.slice(0, 10), [], `acked but not stored: ${missing.length} (I1)`);
+      assert.equal(stored.seqs.size, ackedTotal);
+      assert.equal(connectsWhileFull, 0, 'recovery needed no reconnect');
+      assert.ok(dropped.updates > 0, 'the $SYS dropped counter was read');
+      assert.equal(droppedTotal, 0, 'the broker dropped nothing');
     });
-    assert.equal(stored.integrity, 'ok');
-    assert.equal(stored.rows, stored.distinct, 'no duplicate rows (I2)');
-    assert.deepEqual(missing.slice(0, 10), [], `acked but not stored: ${missing.length} (I1)`);
-    assert.equal(stored.seqs.size, ackedTotal);
-    assert.equal(connectsWhileFull, 0, 'recovery needed no reconnect');
-    assert.ok(dropped.updates > 0, 'the $SYS dropped counter was read');
-    assert.equal(droppedTotal, 0, 'the broker dropped nothing');
-  });
+  }
 
   it('F5b: full during a model checkpoint save: CURRENT keeps naming the last good checkpoint, and nothing partial survives', async () => {
     const small = disk(1);
