@@ -44,6 +44,17 @@ interface SlowDrain {
   brokerDropped: number | 'unknown';
 }
 
+/** The fault table's delivery columns for one drain. */
+const deliveryFigures = (result: SlowDrain) => ({
+  published: result.forecasts,
+  acked: result.acked,
+  stored: result.delivered,
+  duplicates: result.duplicates,
+  rejected: 0,
+  brokerDropped: result.brokerDropped,
+  lost: result.lost,
+});
+
 describe('F3c: forecasts over a slow link', { skip, timeout: LONG ? 900_000 : 180_000 }, () => {
   const scope = new FaultScope('slowlink');
   after(() => scope.close());
@@ -111,13 +122,7 @@ describe('F3c: forecasts over a slow link', { skip, timeout: LONG ? 900_000 : 18
     recordFault({
       fault: 'F3c slow link: 500 ms latency',
       mechanism: `TCP proxy delays every chunk 500 ms each way; ${FORECASTS} × 1 KB forecasts in the outbox, 20 in flight, keepalive 5 s`,
-      published: FORECASTS,
-      acked: result.acked,
-      stored: result.delivered,
-      duplicates: result.duplicates,
-      rejected: 0,
-      brokerDropped: result.brokerDropped,
-      lost: result.lost,
+      ...deliveryFigures(result),
       recovery: `drained in ${secondsText(result.drainMs)} (least the link allows ${secondsText(leastMs)})`,
       note: `connections: ${result.connects}; no keepalive timeout at a 1 s round trip`,
     });
@@ -136,13 +141,7 @@ describe('F3c: forecasts over a slow link', { skip, timeout: LONG ? 900_000 : 18
     recordFault({
       fault: 'F3c slow link: 10 kB/s',
       mechanism: `TCP proxy sends at most 10 kB/s each way; ${FORECASTS} × 1 KB forecasts in the outbox, 20 in flight, keepalive 5 s`,
-      published: FORECASTS,
-      acked: result.acked,
-      stored: result.delivered,
-      duplicates: result.duplicates,
-      rejected: 0,
-      brokerDropped: result.brokerDropped,
-      lost: result.lost,
+      ...deliveryFigures(result),
       recovery: `drained in ${secondsText(result.drainMs)}: ${Math.round(toBroker / (result.drainMs / 1000))} B/s to the broker`,
       note: `connections: ${result.connects}; ${toBroker} bytes to the broker`,
     });
@@ -161,13 +160,7 @@ describe('F3c: forecasts over a slow link', { skip, timeout: LONG ? 900_000 : 18
     recordFault({
       fault: 'F3c slow link dropped mid-drain',
       mechanism: `TCP proxy at 200 ms and 20 kB/s, drop() after ${FORECASTS / 2} PUBACKs; ${FORECASTS} × 1 KB forecasts`,
-      published: FORECASTS,
-      acked: result.acked,
-      stored: result.delivered,
-      duplicates: result.duplicates,
-      rejected: 0,
-      brokerDropped: result.brokerDropped,
-      lost: result.lost,
+      ...deliveryFigures(result),
       recovery: `drained in ${secondsText(result.drainMs)}`,
       note: `duplicates are QoS 1 re-sends of what was in flight at the drop (at most ${MAX_IN_FLIGHT}); connections: ${result.connects}`,
     });
