@@ -25,13 +25,14 @@ import { parseConfig } from '../../src/config/load.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/log.js';
 import { seededRandom } from '../../src/model/random.js';
-import { waitFor } from '../helpers/broker.js';
+import { publishUntilStored, waitFor } from '../helpers/broker.js';
 import { writeYaml, type DaemonProcess } from '../helpers/daemonProcess.js';
 import { FaultScope } from '../helpers/faultScope.js';
 import { recordFault, secondsText } from '../helpers/faultReport.js';
 import { formatTable, publishBurst, readingBurst, readingPayload, type BurstMessage } from '../helpers/load.js';
 import { MOSQUITTO_BIN, mosquittoAvailable, type MosquittoOptions } from '../helpers/mosquitto.js';
 import { ingestDaemonConfig, integrityCheck, isConnected, readingsBaseTs, readStored, rowCounter, subscribedTo } from '../helpers/storedReadings.js';
+import { capturedLogger } from '../daemon/support.js';
 
 const LONG = process.env.FORECASTD_FAULTS_LONG === '1';
 const N = Number(process.env.FORECASTD_FAULT_N ?? (LONG ? 100_000 : 20_000));
@@ -209,10 +210,11 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
     const prefix = `f2a-${rand()}`;
     // In process, so that the ingestor's exact counters (received, stored, duplicates, rejected by reason) can be read.
     const config = parseConfig(ingestDaemonConfig(mosquitto.url, `forecastd-${prefix}`, stateDir, [{ filter: `${prefix}/#`, pattern: `${prefix}/{device}/{metric}` }]));
-    const daemon = await startDaemon({ config, log: createLogger('silent') });
+    const { log, lines } = capturedLogger();
+    const daemon = await startDaemon({ config, log });
     scope.onClose(daemon, () => daemon.stop());
-    await waitFor(() => daemon.client.connected, 10_000, 'the daemon to connect');
-    await sleep(200); // the subscription (sent on connect) is in place well before this
+    // The first connection makes the session: what is published before its SUBACK reaches nobody.
+    await waitFor(() => lines.some((line) => line.msg === 'subscribed'), 10_000, 'the daemon to subscribe');
 
     const MALFORMED: Array<{ payload: string | Buffer; reason: string }> = [
       { payload: 'warm', reason: 'not_a_number' },
@@ -328,8 +330,7 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
     // The daemon's session and subscription must be in mosquitto.db before the kill, or the kill would lose the
     // session itself: a probe reading proves the subscription, then wait for an autosave that began after it.
     await waitFor(() => daemon.client.connected, 10_000, 'the daemon to connect');
-    await sensor.publishAsync(`${prefix}/probe/temp`, readingPayload(1, base), { qos: 1 });
-    await waitFor(() => daemon.readings.count() >= 1, 10_000, 'the probe reading (the subscription is in place)');
+    await publishUntilStored(sensor, `${prefix}/probe/temp`, readingPayload(1, base), () => daemon.readings.count() >= 1, 10_000, 'the probe reading (the subscription is in place)');
     const subscribedSecond = Math.floor(Date.now() / 1000);
     await waitFor(() => saveSeconds(mosquitto.log()).some((second) => second > subscribedSecond), 10_000, 'an autosave of the broker after the subscription');
 

@@ -30,7 +30,7 @@ import type { ConnectFailureReason } from '../../src/broker/stats.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/log.js';
-import { uniquePrefix, waitFor } from '../helpers/broker.js';
+import { publishUntilStored, uniquePrefix, waitFor } from '../helpers/broker.js';
 import { DAEMON_MAIN, spawnDaemon, writeYaml, type DaemonProcess } from '../helpers/daemonProcess.js';
 import { NO_MESSAGE_FIGURES, recordFault, secondsText } from '../helpers/faultReport.js';
 import { mosquittoAvailable, startMosquitto, type PrivateMosquitto } from '../helpers/mosquitto.js';
@@ -261,12 +261,8 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     await waitFor(() => daemon.client.connected, 10_000, 'the daemon to connect over TLS');
     // The subscription follows the CONNACK; publish until the daemon has it.
     const ts = Date.now() - 1000;
-    const deadline = Date.now() + 10_000;
-    while (daemon.readings.latest('probe.value')?.ts !== ts) {
-      assert.ok(Date.now() < deadline, 'the reading published over TLS was not stored within 10 s');
-      await publisher.publishAsync(`${prefix}/probe/value`, JSON.stringify({ value: 21.5, ts }), { qos: 1 });
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    const stored = () => daemon.readings.latest('probe.value')?.ts === ts;
+    await publishUntilStored(publisher, `${prefix}/probe/value`, JSON.stringify({ value: 21.5, ts }), stored, 10_000, 'the reading published over TLS');
     assert.equal(daemon.readings.latest('probe.value')?.value, 21.5);
   }
 

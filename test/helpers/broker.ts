@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import mqtt from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { startEmbeddedBroker } from '../../src/demo/embeddedBroker.js';
 
 export interface TestBroker {
@@ -39,5 +39,19 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, what:
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/**
+ * Publishes the same reading every 200 ms until `stored()` holds. A daemon subscribes only after its CONNACK, so a
+ * reading sent as soon as it is connected can reach the broker before the SUBSCRIBE and go nowhere; the repeats are
+ * one reading, which the store keeps once.
+ */
+export async function publishUntilStored(client: MqttClient, topic: string, payload: string, stored: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!stored()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await client.publishAsync(topic, payload, { qos: 1 });
+    await waitFor(stored, 200, what).catch(() => undefined);
   }
 }
