@@ -4,6 +4,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Config } from '../../src/config/schema.js';
+import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { openDatabase } from '../../src/store/database.js';
 import { ReadingStore } from '../../src/store/readings.js';
@@ -42,6 +44,24 @@ export type LogLine = Record<string, unknown> & { msg?: string; level?: number }
 export function capturedLogger(): { log: Logger; lines: LogLine[] } {
   const lines: LogLine[] = [];
   return { log: createLogger('debug', { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) }), lines };
+}
+
+/**
+ * startDaemon in this process with a captured log, resolved once the broker has acknowledged its ingest subscription.
+ * A reading published between the CONNACK and that SUBACK reaches nobody, and a loaded machine widens the gap.
+ */
+export async function startSubscribedDaemon(config: Config, timeoutMs = 10_000): Promise<{ daemon: Daemon; lines: LogLine[] }> {
+  const { log, lines } = capturedLogger();
+  const daemon = await startDaemon({ config, log });
+  const deadline = Date.now() + timeoutMs;
+  while (!lines.some((line) => line.msg === 'subscribed')) {
+    if (Date.now() > deadline) {
+      await daemon.stop();
+      throw new Error(`the daemon did not subscribe within ${timeoutMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return { daemon, lines };
 }
 
 export async function freePort(): Promise<number> {

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { parseConfig } from '../../src/config/load.js';
-import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
-import { createLogger } from '../../src/log.js';
+import type { Daemon } from '../../src/daemon/daemon.js';
 import { testBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
+import { startSubscribedDaemon } from '../daemon/support.js';
 
 const MALFORMED: Array<{ payload: string | Buffer; reason: string }> = [
   { payload: 'warm', reason: 'not_a_number' },
@@ -42,9 +42,8 @@ describe('bad input', { timeout: 60_000 }, () => {
       ingest: { topics: [{ filter: `${prefix}/#`, pattern: `${prefix}/{device}/{metric}`, series: '{device}.{metric}' }] },
       storage: { stateDir },
     });
-    daemon = await startDaemon({ config, log: createLogger('silent') });
+    ({ daemon } = await startSubscribedDaemon(config));
     sensor = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion, clientId: `sensor-${prefix}` });
-    await waitFor(() => daemon.client.connected, 10_000, 'the daemon to connect');
   });
 
   after(async () => {

@@ -32,7 +32,7 @@ import { recordFault, secondsText } from '../helpers/faultReport.js';
 import { formatTable, publishBurst, readingBurst, readingPayload, type BurstMessage } from '../helpers/load.js';
 import { MOSQUITTO_BIN, mosquittoAvailable, type MosquittoOptions } from '../helpers/mosquitto.js';
 import { ingestDaemonConfig, integrityCheck, isConnected, readingsBaseTs, readStored, rowCounter, subscribedTo } from '../helpers/storedReadings.js';
-import { capturedLogger } from '../daemon/support.js';
+import { startSubscribedDaemon } from '../daemon/support.js';
 
 const LONG = process.env.FORECASTD_FAULTS_LONG === '1';
 const N = Number(process.env.FORECASTD_FAULT_N ?? (LONG ? 100_000 : 20_000));
@@ -210,11 +210,8 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
     const prefix = `f2a-${rand()}`;
     // In process, so that the ingestor's exact counters (received, stored, duplicates, rejected by reason) can be read.
     const config = parseConfig(ingestDaemonConfig(mosquitto.url, `forecastd-${prefix}`, stateDir, [{ filter: `${prefix}/#`, pattern: `${prefix}/{device}/{metric}` }]));
-    const { log, lines } = capturedLogger();
-    const daemon = await startDaemon({ config, log });
+    const { daemon } = await startSubscribedDaemon(config);
     scope.onClose(daemon, () => daemon.stop());
-    // The first connection makes the session: what is published before its SUBACK reaches nobody.
-    await waitFor(() => lines.some((line) => line.msg === 'subscribed'), 10_000, 'the daemon to subscribe');
 
     const MALFORMED: Array<{ payload: string | Buffer; reason: string }> = [
       { payload: 'warm', reason: 'not_a_number' },

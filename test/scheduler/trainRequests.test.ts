@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
-import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
-import { createLogger } from '../../src/log.js';
+import type { Daemon } from '../../src/daemon/daemon.js';
 import { testBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
+import { startSubscribedDaemon } from '../daemon/support.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -37,8 +37,7 @@ describe('training requests over MQTT', { timeout: 60_000 }, () => {
     };
     configFile = join(stateDir, 'forecastd.yaml');
     writeFileSync(configFile, stringify(raw));
-    daemon = await startDaemon({ config: parseConfig(raw), log: createLogger('silent') });
-    await waitFor(() => daemon.client.connected, 10_000, 'the daemon to connect');
+    ({ daemon } = await startSubscribedDaemon(parseConfig(raw)));
   });
 
   after(async () => {
