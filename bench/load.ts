@@ -59,7 +59,7 @@ const say = (text: string) => (args.json ? process.stderr : process.stdout).writ
 type Curve = Array<[number, number]>;
 
 /** When `curve` reached `count`, interpolated between the samples around it; NaN if it never did. */
-export function timeToReach(curve: Curve, count: number): number {
+function timeToReach(curve: Curve, count: number): number {
   let high = curve.findIndex(([, reached]) => reached >= count);
   if (high < 0) return NaN;
   if (high === 0) return curve[0][0];

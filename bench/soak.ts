@@ -243,27 +243,24 @@ async function main(): Promise<void> {
   proxy?.heal();
   // The last readings: acknowledged by the broker, then stored by the daemon (or counted rejected or dropped).
   for (let waited = 0; sent.acked < sent.published && waited < 60_000; waited += 100) await sleep(100);
-  const storedLive = () => {
-    const reader = new Database(daemon.databasePath, { readonly: true });
-    try {
-      return reader.prepare('SELECT count(*) FROM readings WHERE ts >= ?').pluck().get(liveSince) as number;
-    } finally {
-      reader.close();
-    }
-  };
+  const reader = new Database(daemon.databasePath, { readonly: true });
+  const countLive = reader.prepare('SELECT count(*) FROM readings WHERE ts >= ?').pluck();
+  const storedLive = () => countLive.get(liveSince) as number;
   const rejected = () => Object.values(daemon.ingestor.counters.rejected).reduce((sum, count) => sum + count, 0);
   for (let waited = 0; storedLive() + rejected() < sent.acked && waited < 120_000; waited += 500) await sleep(500);
   const brokerDropped = brokerDrops ? await brokerDrops.fresh() : null;
+  const stored = storedLive();
   const delivery = {
     published: sent.published,
     acked: sent.acked,
-    stored: storedLive(),
+    stored,
     rejected: rejected(),
     duplicates: daemon.ingestor.counters.duplicates,
     brokerDropped,
-    lost: brokerDropped === null ? null : sent.acked - storedLive() - rejected() - brokerDropped,
+    lost: brokerDropped === null ? null : sent.acked - stored - rejected() - brokerDropped,
   };
   const counters = { trainings: { ...daemon.trainings.counters }, pool: { ...daemon.pool.counters }, ingest: { stored: daemon.ingestor.counters.stored, duplicates: daemon.ingestor.counters.duplicates }, forecasts: { ...daemon.forecasts.counters } };
+  reader.close();
   await sensor.endAsync();
   await brokerDrops?.close();
   await proxy?.close();
