@@ -5,7 +5,6 @@
  *
  *   node dist/bench/ingest.js [--n 50000] [--publishers 4] [--window 100] [--order bare-first|forecastd-first] [--json]
  *                             [--only bare|forecastd]   (one drain only, e.g. under node --cpu-prof)
- *                             [--prototype]             (also drain with the bench-only sketch that preceded src's group commit)
  *                             [--receive-maximum 100]   (MQTT 5 Receive Maximum for the draining clients)
  *
  * Method:
@@ -48,8 +47,6 @@ const args = benchArgs(
     order: { type: 'string', default: 'bare-first' },
     /** Drain only one of the two (for profiling one path: node --cpu-prof dist/bench/ingest.js --only forecastd). */
     only: { type: 'string' },
-    /** Also drain with a prototype of the proposed fix (group commit, then the PUBACKs in order); not src's path. */
-    prototype: { type: 'boolean', default: false },
     /**
      * MQTT 5 Receive Maximum for the draining clients (bare and forecastd). forecastd's config has no such option
      * yet: the bench injects it by wrapping mqtt.connect, to measure what the option would change.
@@ -97,7 +94,7 @@ interface DrainResult {
   cpuUsPerMsg: number;
   /** CPU time of the broker process per message over the drain (private broker only). */
   brokerCpuUsPerMsg: number | null;
-  /** Messages per commit (prototype only). */
+  /** Messages per commit (forecastd only). */
   batch?: number;
 }
 
@@ -158,81 +155,35 @@ function daemonConfig(url: string, clientId: string, stateDir: string) {
 async function createDaemonSession(url: string, clientId: string, stateDir: string): Promise<void> {
   const daemon = await startDaemon({ config: daemonConfig(url, clientId, stateDir), log: createLogger('warn', 2) });
   const subscribed = new Promise<void>((resolve) => {
-    // subscribeIngest subscribes on 'connect'; the SUBACK is the 'packetreceive' of cmd suback.
+    // The broker link subscribes the ingest route on 'connect'; the SUBACK is the 'packetreceive' of cmd suback.
     daemon.client.on('packetreceive', (packet) => packet.cmd === 'suback' && resolve());
   });
   await withTimeout(subscribed, 10_000, 'forecastd to subscribe');
   await daemon.stop();
 }
 
-/** What mqtt.js's publish handler takes for "handled, but send no PUBACK now" (an error skips the PUBACK, not the next packet). */
-const ACK_LATER = new Error('ack deferred to the group commit');
-
 /**
- * Drains the daemon's session with `startDaemon` (the real path), or with `prototype: true` a sketch of the proposed fix:
- * the same Ingestor inside one outer transaction per event-loop turn (each message a savepoint), committed on
- * setImmediate, then the PUBACKs of that group written in arrival order. Not in src: shown for comparison only.
+ * Drains the daemon's session with `startDaemon`, the real path, observed from outside: the first message to arrive
+ * (the client's packetreceive) starts the clock, and the ingest route's commit listener stops it at the N-th stored.
  */
-async function drainDaemon(url: string, clientId: string, stateDir: string, brokerPid: number | undefined, prototype = false): Promise<DrainResult> {
+async function drainDaemon(url: string, clientId: string, stateDir: string, brokerPid: number | undefined): Promise<DrainResult> {
   const lag = lagHistogram();
   const cpu = cpuMeter(brokerPid);
   let t0 = 0;
-  let handled = 0;
   let commits = 0;
   let finish!: (ms: number) => void;
   const done = new Promise<number>((resolve) => (finish = resolve));
   const daemon: Daemon = await startDaemon({ config: daemonConfig(url, clientId, stateDir), log: createLogger('warn', 2) });
-  const observe = () => {
-    if (++handled === 1) {
-      t0 = performance.now();
-      lag.start();
-      cpu.start();
-    }
+  daemon.client.on('packetreceive', (packet) => {
+    if (packet.cmd !== 'publish' || t0 !== 0) return;
+    t0 = performance.now();
+    lag.start();
+    cpu.start();
+  });
+  daemon.ingest.onCommit(() => {
+    commits++;
     if (daemon.ingestor.counters.stored === N) finish(performance.now() - t0);
-  };
-  if (!prototype) {
-    // Observe, do not change, the real path: the original handler (ingest, commit, then ack) runs unchanged.
-    const handle = daemon.client.handleMessage;
-    daemon.client.handleMessage = (packet, callback) => {
-      handle(packet, (error?: Error) => {
-        callback(error);
-        observe();
-      });
-    };
-  } else {
-    // Reaches into the store for its connection: a bench-only sketch, not an API.
-    const db = (daemon.readings as unknown as { db: Database.Database }).db;
-    const client = daemon.client as unknown as { stream: unknown; connected: boolean; _sendPacket(packet: object): void };
-    let pending: number[] = [];
-    let pendingStream: unknown = null;
-    const flush = () => {
-      db.exec('COMMIT');
-      commits++;
-      // Only on the connection the messages came in on: after a reconnect the broker redelivers them anyway.
-      if (client.stream === pendingStream && client.connected) for (const messageId of pending) client._sendPacket({ cmd: 'puback', messageId });
-      pending = [];
-      if (daemon.ingestor.counters.stored === N) finish(performance.now() - t0);
-    };
-    daemon.client.handleMessage = (packet, callback) => {
-      if (!db.inTransaction) {
-        db.exec('BEGIN');
-        pendingStream = client.stream;
-        setImmediate(flush);
-      }
-      try {
-        daemon.ingestor.handle(packet.topic, packet.payload as Buffer);
-        pending.push(packet.messageId!);
-        callback(ACK_LATER);
-      } catch (error) {
-        callback(error as Error);
-      }
-      if (++handled === 1) {
-        t0 = performance.now();
-        lag.start();
-        cpu.start();
-      }
-    };
-  }
+  });
   let ms: number;
   try {
     ms = await withTimeout(done, DRAIN_TIMEOUT_MS, 'forecastd to drain');
@@ -249,7 +200,7 @@ async function drainDaemon(url: string, clientId: string, stateDir: string, brok
   db.close();
   if (counters.received !== counters.stored) note(`forecastd received ${counters.received}, stored ${counters.stored}, duplicates ${counters.duplicates}`);
   return {
-    name: prototype ? 'prototype: group commit' : 'forecastd ingest',
+    name: 'forecastd ingest',
     received: counters.received,
     distinct: rows,
     ms,
@@ -259,7 +210,7 @@ async function drainDaemon(url: string, clientId: string, stateDir: string, brok
     lagMaxMs: max,
     lost: N - rows,
     ...cpuUsed,
-    batch: prototype ? counters.received / Math.max(1, commits) : undefined,
+    batch: counters.received / Math.max(1, commits),
   };
 }
 
@@ -275,8 +226,6 @@ async function main(): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'forecastd-bench-ingest-'));
   const bareId = `bench-bare-${tag}`;
   const daemonId = `bench-forecastd-${tag}`;
-  const prototypeId = `bench-prototype-${tag}`;
-  const prototypeDir = join(stateDir, 'prototype');
   const publishers: MqttClient[] = [];
   const dropped = await watchSysCounter(url);
   try {
@@ -285,7 +234,6 @@ async function main(): Promise<void> {
     await bare.subscribeAsync(topicFilter, { qos: 1 });
     await bare.endAsync();
     await createDaemonSession(url, daemonId, stateDir);
-    if (args.prototype) await createDaemonSession(url, prototypeId, prototypeDir);
 
     note(`publishing ${N} QoS 1 readings with ${PUBLISHERS} publishers, ${WINDOW} in flight each`);
     for (let index = 0; index < PUBLISHERS; index++) {
@@ -315,7 +263,6 @@ async function main(): Promise<void> {
       await runBare();
       await runDaemon();
     }
-    if (args.prototype) results.push(await drainDaemon(url, prototypeId, prototypeDir, broker?.pid, true));
     if (args.only) {
       process.stdout.write(`${JSON.stringify(results)}\n`);
       return;
@@ -323,7 +270,6 @@ async function main(): Promise<void> {
     const droppedTotal = await dropped.fresh(3000);
     const bareResult = results.find((result) => result.name.startsWith('bare'))!;
     const daemonResult = results.find((result) => result.name.startsWith('forecastd'))!;
-    const prototypeResult = results.find((result) => result.name.startsWith('prototype'));
     const ratio = daemonResult.perS / bareResult.perS;
 
     process.stdout.write(
@@ -372,14 +318,6 @@ async function main(): Promise<void> {
           bare_lag_p99_ms: Number(bareResult.lagP99Ms.toFixed(1)),
           ingest_cpu_us_per_msg: Number(daemonResult.cpuUsPerMsg.toFixed(1)),
           bare_cpu_us_per_msg: Number(bareResult.cpuUsPerMsg.toFixed(1)),
-          ...(prototypeResult
-            ? {
-                prototype_per_s: Math.round(prototypeResult.perS),
-                prototype_ratio: Number((prototypeResult.perS / bareResult.perS).toFixed(3)),
-                prototype_lost: prototypeResult.lost,
-                prototype_lag_p99_ms: Number(prototypeResult.lagP99Ms.toFixed(1)),
-              }
-            : {}),
           meets_targets: ratio >= TARGET_RATIO && daemonResult.perS >= TARGET_PER_S && daemonResult.lost === 0,
         })}\n`,
       );

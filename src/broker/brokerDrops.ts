@@ -10,11 +10,9 @@
  * The counter is the broker's: it covers every client of the broker since the broker started, not only
  * forecastd's session. Brokers without a `$SYS` tree (aedes) never publish it, and the value stays unknown.
  */
-import type { MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
-import { claimTopic } from '../publish/homeAssistant.js';
-
-export const BROKER_DROPPED_TOPIC = '$SYS/broker/publish/messages/dropped';
+import type { Route, SubscribeOutcome } from './inbound.js';
+import { BROKER_DROPPED_TOPIC } from './topics.js';
 
 /** The warning's message, fixed so that log alerts can match it. */
 export const BROKER_DROPPED_MESSAGE = 'the broker dropped queued messages';
@@ -24,38 +22,38 @@ export const QUEUE_LIMIT_ADVICE =
   'Mosquitto dropped messages beyond its queue limit for a client that was offline or slow. If forecastd was one of them, those readings are gone: ' +
   'set max_queued_messages 0 and max_queued_bytes sized to the longest outage to survive in mosquitto.conf (see docs/reliability.md, broker settings)';
 
-export class BrokerDropWatch {
+/**
+ * Follows the broker's drop counter through its own route (QoS 0: a $SYS value missed while offline is superseded by
+ * the next one, and the topic is retained), so those messages never reach ingest.
+ */
+export class BrokerDropWatch implements Route {
+  readonly name = 'broker-drops';
+  readonly qos = 0 as const;
   /** The broker's count as last published (all clients, since the broker started); null until one arrives. */
   dropped: number | null = null;
   /** The broker's ACL refused the subscription: asking again on every reconnect (until a restart) would only repeat the refusal. */
   private refused = false;
-  private readonly subscribe = () => {
-    if (this.refused) return;
-    // QoS 0: a $SYS value missed while offline is superseded by the next one (and the topic is retained).
-    this.deps.client.subscribe(BROKER_DROPPED_TOPIC, { qos: 0 }, (error) => {
-      if (!error) return;
-      const reasonCode = (error as Error & { code?: unknown }).code;
-      if (typeof reasonCode === 'number' && reasonCode >= 0x80) {
-        this.refused = true;
-        this.deps.log.info(
-          { topic: BROKER_DROPPED_TOPIC, reasonCode },
-          'the broker does not let forecastd read its drop counter: grant read on this topic in its ACL to see dropped messages, or set mqtt.watchBrokerDrops false',
-        );
-      } else this.deps.log.debug({ topic: BROKER_DROPPED_TOPIC, err: error.message }, 'cannot follow the broker drop counter');
-    });
-  };
 
-  constructor(private readonly deps: { client: MqttClient; log: Logger }) {}
+  constructor(private readonly deps: { log: Logger }) {}
 
-  /** Call after ingest has set up the client: claimTopic keeps these messages away from the ingest handler. */
-  start(): void {
-    claimTopic(this.deps.client, BROKER_DROPPED_TOPIC, (payload) => this.observe(payload.toString()));
-    this.deps.client.on('connect', this.subscribe);
-    if (this.deps.client.connected) this.subscribe();
+  get filters(): readonly string[] {
+    return this.refused ? [] : [BROKER_DROPPED_TOPIC];
   }
 
-  stop(): void {
-    this.deps.client.off('connect', this.subscribe);
+  receive(delivery: { payload: Buffer; ack(): void }): void {
+    this.observe(delivery.payload.toString());
+    delivery.ack();
+  }
+
+  subscribed(outcome: SubscribeOutcome): void {
+    const refusal = outcome.refused[0];
+    if (refusal) {
+      this.refused = true;
+      this.deps.log.info(
+        { topic: BROKER_DROPPED_TOPIC, reasonCode: refusal.reasonCode },
+        'the broker does not let forecastd read its drop counter: grant read on this topic in its ACL to see dropped messages, or set mqtt.watchBrokerDrops false',
+      );
+    } else if (outcome.error) this.deps.log.debug({ topic: BROKER_DROPPED_TOPIC, err: outcome.error.message }, 'cannot follow the broker drop counter');
   }
 
   /** Takes one published value; warns when the count grew (or, on first sight, is already above zero). */

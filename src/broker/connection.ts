@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { reconnectDelayMs } from './backoff.js';
+import { createMqttLink, type MqttLink } from './mqttAdapter.js';
+import { availabilityTopic } from './topics.js';
 import { ExpiryAwareStore } from './outgoingStore.js';
 import { RateLimitedLog } from './failureLog.js';
 import { BrokerStats, classifyConnectFailure, FAILURE_HINTS } from './stats.js';
@@ -10,8 +12,6 @@ import { BrokerStats, classifyConnectFailure, FAILURE_HINTS } from './stats.js';
 export { BrokerStats } from './stats.js';
 
 export type MqttConfig = Config['mqtt'];
-
-export const availabilityTopic = (mqttConfig: MqttConfig) => `${mqttConfig.baseTopic}/availability`;
 
 /** mqtt.js options from config: a persistent session that survives restarts, and a last will. */
 export function clientOptions(mqttConfig: MqttConfig): IClientOptions {
@@ -28,7 +28,7 @@ export function clientOptions(mqttConfig: MqttConfig): IClientOptions {
     queueQoSZero: false,
     username: mqttConfig.username,
     password: mqttConfig.password,
-    will: { topic: availabilityTopic(mqttConfig), payload: Buffer.from('offline'), qos: 1, retain: true },
+    will: { topic: availabilityTopic(mqttConfig.baseTopic), payload: Buffer.from('offline'), qos: 1, retain: true },
   };
   if (mqttConfig.protocolVersion === 5) {
     // Without an explicit expiry an MQTT 5 session ends at disconnect, and with it everything queued for us.
@@ -52,14 +52,17 @@ export interface ConnectOptions {
 }
 
 /**
- * Connects (and keeps reconnecting: a broker that is down, even at boot, never stops the daemon). Every attempt
- * is counted, and a failed one is classified (tls, auth, network, other) and logged at error level, rate-limited.
+ * The broker link, with forecastd's inbound router in place (./mqttAdapter.ts) and not yet connected: the caller adds
+ * its routes (the ingest route first) and then calls `connect()`. Once connected it keeps reconnecting: a broker that
+ * is down, even at boot, never stops the daemon. Every attempt is counted, and a failed one is classified (tls, auth,
+ * network, other) and logged at error level, rate-limited.
  */
-export function connectBroker(mqttConfig: MqttConfig, log: Logger, options: ConnectOptions = {}): MqttClient {
+export function createBrokerLink(mqttConfig: MqttConfig, log: Logger, options: ConnectOptions = {}): MqttLink {
   const stats = options.stats ?? new BrokerStats();
   const clock = options.clock ?? Date.now;
   const failureLog = new RateLimitedLog(log, options.failureLogIntervalMs, clock);
-  const client = mqtt.connect(mqttConfig.url, clientOptions(mqttConfig));
+  const link = createMqttLink(mqttConfig.url, clientOptions(mqttConfig), { log });
+  const { client } = link;
   const attempt = new AttemptTracker(client, mqttConfig, stats, failureLog, log, clock);
   const baseMs = mqttConfig.reconnectSeconds * 1000;
   // A connection the broker closes right after accepting it (Mosquitto 2.0.11 with `max_queued_messages 0` does so
@@ -80,7 +83,7 @@ export function connectBroker(mqttConfig: MqttConfig, log: Logger, options: Conn
     }, stableAfterMs);
     stableTimer.unref();
     log.info({ url: mqttConfig.url, sessionPresent: connack.sessionPresent, retriesBefore: retries }, 'connected to broker');
-    client.publish(availabilityTopic(mqttConfig), 'online', { qos: 1, retain: true });
+    client.publish(availabilityTopic(mqttConfig.baseTopic), 'online', { qos: 1, retain: true });
   });
   // mqtt.js reconnects at a fixed period; this stretches the wait before each next attempt.
   client.on('reconnect', () => {
@@ -118,7 +121,7 @@ export function connectBroker(mqttConfig: MqttConfig, log: Logger, options: Conn
       log.warn({ url: mqttConfig.url, reasonCode, reason: packet.properties?.reasonString }, 'the broker disconnected us');
     }
   });
-  return client;
+  return link;
 }
 
 /** MQTT 5 DISCONNECT reason code 0x8E: a new connection with the same client id replaced this one. */
@@ -232,7 +235,7 @@ const MAX_TRACKED_PUBLISHES = 10_000;
 /** Publishes `offline` and disconnects cleanly (the will covers the unclean case). */
 export async function disconnectBroker(client: MqttClient, mqttConfig: MqttConfig): Promise<void> {
   if (client.connected) {
-    await client.publishAsync(availabilityTopic(mqttConfig), 'offline', { qos: 1, retain: true }).catch(() => undefined);
+    await client.publishAsync(availabilityTopic(mqttConfig.baseTopic), 'offline', { qos: 1, retain: true }).catch(() => undefined);
   }
   await client.endAsync(false).catch(() => client.end(true));
 }

@@ -7,12 +7,14 @@
  * Each part receives only what it uses.
  */
 import type { MqttClient } from 'mqtt';
-import { availabilityTopic, BrokerStats, connectBroker, disconnectBroker } from '../broker/connection.js';
+import { BrokerStats, createBrokerLink, disconnectBroker } from '../broker/connection.js';
+import type { MqttLinkCounters } from '../broker/mqttAdapter.js';
+import { availabilityTopic } from '../broker/topics.js';
 import type { Config, ForecastConfig } from '../config/schema.js';
 import { wallIntervalPassed } from '../clock.js';
 import { Ingestor } from '../ingest/ingestor.js';
-import { subscribeIngest } from '../ingest/subscription.js';
-import { acceptTrainRequests } from '../scheduler/trainRequests.js';
+import { IngestRoute } from '../ingest/ingestRoute.js';
+import { trainRequestRoute } from '../scheduler/trainRequests.js';
 import { BrokerDropWatch } from '../broker/brokerDrops.js';
 import { createTopicMapper } from '../ingest/topics.js';
 import type { Logger } from '../log.js';
@@ -45,7 +47,7 @@ import { IssuedForecastStore } from '../store/issuedForecasts.js';
 import { LiveAccuracyJob } from '../scheduler/accuracyJob.js';
 import { SeriesCatalog } from '../store/seriesCatalog.js';
 import { readProcessWriteBytes } from '../store/writeMeter.js';
-import { closeIntake, runShutdownSteps } from './shutdown.js';
+import { runShutdownSteps } from './shutdown.js';
 import { statePaths } from './paths.js';
 
 export interface DaemonOptions {
@@ -63,6 +65,8 @@ export interface Daemon {
   readonly backend: BackendName;
   readonly client: MqttClient;
   readonly ingestor: Ingestor;
+  /** The ingest route: its health, its group-commit counters, and a listener per commit. */
+  readonly ingest: Pick<IngestRoute, 'health' | 'counters' | 'onCommit'>;
   readonly readings: ReadingStore;
   readonly trainings: TrainingRunner;
   readonly pool: TrainingPool;
@@ -77,6 +81,8 @@ export interface Daemon {
   readonly publisher: ForecastPublisher;
   /** Broker connection attempts, failures by reason and ACL refusals (also on /metrics). */
   readonly brokerStats: BrokerStats;
+  /** PUBACKs sent, and those sent for a message before its commit (must stay 0; also on /metrics). */
+  readonly ackCounters: Readonly<MqttLinkCounters>;
   train(forecast: string, reason?: string): TrainingRequestOutcome;
   issue(forecast: string): ForecastMessage | null;
   stop(): Promise<void>;
@@ -106,7 +112,33 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   log.info({ backend, passedOver: skipped }, `TensorFlow.js backend for inference: ${backend}`);
 
   const brokerStats = new BrokerStats();
-  const client = connectBroker(config.mqtt, log.child({ component: 'broker' }), { stats: brokerStats });
+  // The link's router is the client's only message handler from before the first CONNECT: a message no route has
+  // claimed yet waits unacknowledged (src/broker/inbound.ts), so nothing below can be in the wrong order.
+  const link = createBrokerLink(config.mqtt, log.child({ component: 'broker' }), { stats: brokerStats });
+  const { client } = link;
+  const { deadLetter } = config.ingest;
+  const ingestor = new Ingestor({
+    store: readings,
+    mapper: createTopicMapper(config.ingest.topics),
+    limits: {
+      maxPayloadBytes: config.ingest.maxPayloadBytes,
+      maxFutureMs: config.ingest.maxFutureSeconds * 1000,
+      maxAgeMs: config.ingest.maxAgeDays * 86_400_000,
+      maxReadings: config.ingest.maxReadingsPerMessage,
+    },
+    clock,
+    log: log.child({ component: 'ingest' }),
+    deadLetters: deadLetter.enabled ? new DeadLetterStore(db, deadLetter, clock()) : undefined,
+  });
+  const ingest = new IngestRoute({
+    ingestor,
+    store: readings,
+    filters: createTopicMapper(config.ingest.topics).filters,
+    requestRedelivery: () => client.reconnect(),
+    log: log.child({ component: 'ingest' }),
+  });
+  link.setFallbackRoute(ingest);
+  link.connect();
   // Forecasts go out through the outbox table: kept until the broker's PUBACK, across disconnects and restarts.
   const publisher = new ForecastPublisher({
     client,
@@ -153,22 +185,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // ingest: the forecast serves nothing until its next training writes a good checkpoint.
     await forecasts.load(forecast).catch((error: Error) => log.error({ forecast: forecast.name, err: error.message }, 'model could not be loaded; this forecast waits for its next training'));
   }
-
-  const { deadLetter } = config.ingest;
-  const ingestor = new Ingestor({
-    store: readings,
-    mapper: createTopicMapper(config.ingest.topics),
-    limits: {
-      maxPayloadBytes: config.ingest.maxPayloadBytes,
-      maxFutureMs: config.ingest.maxFutureSeconds * 1000,
-      maxAgeMs: config.ingest.maxAgeDays * 86_400_000,
-      maxReadings: config.ingest.maxReadingsPerMessage,
-    },
-    clock,
-    log: log.child({ component: 'ingest' }),
-    deadLetters: deadLetter.enabled ? new DeadLetterStore(db, deadLetter, clock()) : undefined,
-  });
-  const subscription = subscribeIngest(client, ingestor, readings, createTopicMapper(config.ingest.topics).filters, log.child({ component: 'ingest' }));
 
   const forecastByName = (name: string): ForecastConfig | undefined => config.forecasts.find((forecast) => forecast.name === name);
   const pool = new TrainingPool({
@@ -244,7 +260,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     baseTopic: config.mqtt.baseTopic,
     clock,
     brokerConnected: () => client.connected,
-    ingest: () => subscription.health(),
+    ingest: () => ingest.health(),
     databaseQuarantinedAs: quarantined,
     forecasts: () =>
       config.forecasts.map((forecast) => ({
@@ -260,7 +276,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const catalog = new SeriesCatalog(db);
   let homeAssistant: HomeAssistantPublisher | null = null;
   // Readings the broker dropped never reach ingest: its own counter is the only way to see them.
-  const brokerDrops = config.mqtt.watchBrokerDrops ? new BrokerDropWatch({ client, log: log.child({ component: 'broker' }) }) : null;
+  const brokerDrops = config.mqtt.watchBrokerDrops ? new BrokerDropWatch({ log: log.child({ component: 'broker' }) }) : null;
+  if (brokerDrops) link.addRoute(brokerDrops);
   const http = config.http.enabled
     ? new HttpServer({
         config: config.http,
@@ -277,7 +294,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             brokerConnected: () => client.connected,
             brokerUrl: config.mqtt.url,
             db,
-            ingest: () => subscription.health(),
+            ingest: () => ingest.health(),
             forecasts: config.forecasts,
             lastTick: (name) => lastTicks.get(name),
             startedAt,
@@ -307,6 +324,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             liveAccuracy: () => [...liveAccuracy.latest.values()],
             broker: brokerStats,
             brokerDropped: () => brokerDrops?.dropped ?? null,
+            acks: link.counters,
           }),
       })
     : null;
@@ -322,12 +340,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const reachable = httpUrl && !['127.0.0.1', '::1', 'localhost', '0.0.0.0', '::'].includes(config.http.host);
     const ha = new HomeAssistantPublisher({
       client,
+      routes: link,
       config: config.homeAssistant,
       forecasts: config.forecasts,
       context: {
         discoveryPrefix: config.homeAssistant.discoveryPrefix,
         baseTopic: config.mqtt.baseTopic,
-        availabilityTopic: availabilityTopic(config.mqtt),
+        availabilityTopic: availabilityTopic(config.mqtt.baseTopic),
         forecastTopicTemplate: config.publish.topicTemplate,
         version: view.version,
         deviceClasses: config.homeAssistant.deviceClasses,
@@ -338,33 +357,31 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     });
     homeAssistant = ha;
     statusPublisher.onPublish((doc) => ha.publishSummaries(doc));
-    // After subscribeIngest: it claims Home Assistant's birth topic from the ingest message handler.
     ha.start();
   }
-  acceptTrainRequests(client, {
+  const trainRequests = trainRequestRoute({
     baseTopic: config.mqtt.baseTopic,
     forecasts: config.forecasts.map((forecast) => forecast.name),
     request: (name, reason) => trainings.request(name, reason),
     log: log.child({ component: 'training' }),
   });
-  // After subscribeIngest, like the claims above: the $SYS topic is kept from the ingest handler.
-  brokerDrops?.start();
+  if (trainRequests) link.addRoute(trainRequests);
   statusPublisher.start();
   const stopObservability = async () => {
     statusPublisher.stop();
-    brokerDrops?.stop();
     homeAssistant?.stop();
     telemetry?.stop();
     await http?.stop();
   };
 
-  log.info({ forecasts: config.forecasts.map((forecast) => forecast.name), availability: availabilityTopic(config.mqtt), stateDir: config.storage.stateDir }, 'forecastd started');
+  log.info({ forecasts: config.forecasts.map((forecast) => forecast.name), availability: availabilityTopic(config.mqtt.baseTopic), stateDir: config.storage.stateDir }, 'forecastd started');
 
   let stopping: Promise<void> | null = null;
   return {
     backend,
     client,
     ingestor,
+    ingest,
     readings,
     trainings,
     pool,
@@ -375,6 +392,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     httpUrl,
     publisher,
     brokerStats,
+    ackCounters: link.counters,
     train: (name, reason = 'manual') => trainings.request(name, reason),
     issue,
     stop() {
@@ -383,9 +401,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         const budgetMs = config.lifecycle.shutdownTimeoutSeconds * 1000;
         const failed = await runShutdownSteps(
           [
-            { name: 'close intake', run: () => closeIntake(client) },
+            { name: 'close intake', run: () => link.closeIntake() },
             // Readings already taken in are committed and acknowledged before anything else stops.
-            { name: 'commit pending readings', run: () => subscription.flush() },
+            { name: 'commit pending readings', run: () => ingest.flush() },
+            { name: 'stop ingest retries', run: () => ingest.stop() },
             { name: 'stop status, discovery and HTTP', run: () => stopObservability() },
             { name: 'stop scheduler', run: () => scheduler.stop() },
             { name: 'stop housekeeping', run: () => housekeeping.stop() },

@@ -13,7 +13,6 @@
  *
  * Each step runs even when an earlier one failed: a broker that hangs must not leave the database open.
  */
-import type { MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
 
 export interface ShutdownStep {
@@ -21,13 +20,6 @@ export interface ShutdownStep {
   run: () => Promise<void> | void;
   /** A step that takes longer is given up on (the next steps still run). */
   timeoutMs?: number;
-}
-
-/** Leaves every further incoming message unacknowledged (see step 1 above). */
-export function closeIntake(client: MqttClient): void {
-  // mqtt.js: an error from handleMessage skips the PUBACK and moves on to the next packet, so the
-  // client keeps processing acknowledgements of our own publishes (the `offline` message needs them).
-  client.handleMessage = (_packet, done) => done(new Error('forecastd is stopping'));
 }
 
 /**

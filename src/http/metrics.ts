@@ -31,6 +31,8 @@ export interface MetricsSources {
   broker?: BrokerCounters;
   /** The broker's $SYS dropped-messages count (broker/brokerDrops.ts); null or absent: unknown, no gauge. */
   brokerDropped?: () => number | null;
+  /** PUBACKs sent by the inbound router (broker/mqttAdapter.ts); absent: no acknowledgement families. */
+  acks?: { readonly acksSent: number; readonly acksBeforeCommit: number };
 }
 
 export interface BrokerCounters {
@@ -100,6 +102,20 @@ function ingestHealthFamilies(health: ReturnType<NonNullable<DaemonView['ingest'
   ];
 }
 
+/** forecastd's first promise, checked at run time: no PUBACK leaves for a reading before its commit. */
+function ackFamilies(acks: MetricsSources['acks']): MetricFamily[] {
+  if (!acks) return [];
+  return [
+    family('forecastd_ingest_acks_total', 'counter', 'PUBACKs sent for messages after they were committed (readings) or handled.', [{ value: acks.acksSent }]),
+    family(
+      'forecastd_ingest_acks_before_commit_total',
+      'counter',
+      'PUBACKs that left for a message no route had released, i.e. a reading acknowledged to the broker before its commit. Must stay 0: anything else is a bug that can lose readings (alert on it).',
+      [{ value: acks.acksBeforeCommit }],
+    ),
+  ];
+}
+
 export function collectMetrics(sources: MetricsSources): MetricFamily[] {
   const { view, ingest } = sources;
   const now = view.clock();
@@ -119,6 +135,7 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     ]),
     family('forecastd_broker_connected', 'gauge', '1 while connected to the MQTT broker.', [{ value: view.brokerConnected() ? 1 : 0 }]),
     ...brokerFamilies(sources.broker),
+    ...ackFamilies(sources.acks),
     family(
       'forecastd_broker_dropped_messages',
       'gauge',

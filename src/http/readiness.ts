@@ -7,7 +7,7 @@
  * A forecast that is still warming up does not make the daemon unready: that is reported per forecast.
  */
 import type { ForecastConfig } from '../config/schema.js';
-import type { IngestHealth } from '../ingest/subscription.js';
+import type { IngestHealth } from '../ingest/ingestRoute.js';
 import type { Db } from '../store/database.js';
 
 export interface Check {

@@ -134,7 +134,3 @@ export function forecastMessage(input: {
     backend: input.backend,
   };
 }
-
-export function forecastTopic(template: string, baseTopic: string, forecast: string): string {
-  return template.replaceAll('{baseTopic}', baseTopic).replaceAll('{forecast}', forecast);
-}

@@ -14,10 +14,12 @@
  * Assistant announces itself on `<discoveryPrefix>/status` (its birth message, `online`).
  */
 import type { MqttClient } from 'mqtt';
+import type { Route } from '../broker/inbound.js';
+import { forecastTopic, homeAssistantBirthTopic, homeAssistantDiscoveryTopic, summaryTopic } from '../broker/topics.js';
 import { formatDuration } from '../config/duration.js';
 import type { Config, ForecastConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { forecastTopic, type ForecastMessage } from './forecastMessage.js';
+import type { ForecastMessage } from './forecastMessage.js';
 import { READINESS_STATES, type ForecastStatus, type StatusDocument } from './status.js';
 
 /** The summary stays below this many bytes of JSON, far under Home Assistant's 16 KB attribute limit. */
@@ -119,8 +121,6 @@ export function nodeIdFor(baseTopic: string): string {
   return baseTopic.replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '') || 'forecastd';
 }
 
-export const summaryTopic = (baseTopic: string, forecast: string) => `${baseTopic}/${forecast}/summary`;
-
 export interface DiscoveryContext {
   discoveryPrefix: string;
   baseTopic: string;
@@ -159,7 +159,7 @@ export function discoveryMessages(forecast: ForecastConfig, context: DiscoveryCo
   const deviceClass = context.deviceClasses[forecast.name];
 
   const entity = (key: string, fields: Record<string, unknown>): DiscoveryMessage => ({
-    topic: `${context.discoveryPrefix}/sensor/${node}/${forecast.name}_${key}/config`,
+    topic: homeAssistantDiscoveryTopic(context.discoveryPrefix, node, `${forecast.name}_${key}`),
     payload: {
       unique_id: `${deviceId}_${key}`,
       state_topic: stateTopic,
@@ -236,35 +236,19 @@ export function discoveryMessages(forecast: ForecastConfig, context: DiscoveryCo
   ].map((message) => ({ ...message, payload: JSON.parse(JSON.stringify(message.payload)) as Record<string, unknown> }));
 }
 
-/**
- * Routes messages on one topic to `handler` instead of to the client's current message handler (ingest), so that
- * Home Assistant's birth message is neither stored nor counted as a rejected reading. Install after ingest.
- */
-export function claimTopic(client: MqttClient, topic: string, handler: (payload: Buffer) => void): void {
-  const next = client.handleMessage;
-  client.handleMessage = (packet, done) => {
-    if (packet.topic !== topic) return next.call(client, packet, done);
-    try {
-      handler(packet.payload as Buffer);
-    } finally {
-      done();
-    }
-  };
-}
-
 /** Publishes discovery and the per-forecast summaries, and answers Home Assistant's birth message. */
 export class HomeAssistantPublisher {
   readonly counters = { discoverySent: 0, birthMessages: 0, summariesSent: 0 };
   private readonly lastSummary = new Map<string, string>();
   private lastStatus: StatusDocument | null = null;
-  private readonly onConnect = () => {
-    this.subscribeBirth();
-    this.sendDiscovery('connect');
-  };
+  private readonly onConnect = () => this.sendDiscovery('connect');
+  private removeRoute: (() => void) | null = null;
 
   constructor(
     private readonly deps: {
       client: MqttClient;
+      /** Where the birth topic's route is added (the broker link). */
+      routes: { addRoute(route: Route): () => void };
       config: Config['homeAssistant'];
       forecasts: ReadonlyArray<ForecastConfig>;
       context: DiscoveryContext;
@@ -275,24 +259,32 @@ export class HomeAssistantPublisher {
   ) {}
 
   get birthTopic(): string {
-    return `${this.deps.config.discoveryPrefix}/status`;
+    return homeAssistantBirthTopic(this.deps.config.discoveryPrefix);
   }
 
-  /** Call after ingest has set up the client (claimTopic wraps ingest's message handler). */
   start(): void {
-    claimTopic(this.deps.client, this.birthTopic, (payload) => this.onBirth(payload.toString()));
+    // The birth message is Home Assistant's, not a reading: its own route keeps it from ingest.
+    this.removeRoute = this.deps.routes.addRoute({
+      name: 'homeassistant',
+      filters: [this.birthTopic],
+      qos: 1,
+      receive: (delivery) => {
+        this.onBirth(delivery.payload.toString());
+        delivery.ack();
+      },
+      subscribed: (outcome) => {
+        const failure = outcome.error?.message ?? (outcome.refused.length > 0 ? `refused (reason code ${outcome.refused[0].reasonCode})` : null);
+        if (failure) this.deps.log.warn({ topic: this.birthTopic, err: failure }, 'cannot subscribe to the Home Assistant birth topic');
+      },
+    });
     this.deps.client.on('connect', this.onConnect);
     if (this.deps.client.connected) this.onConnect();
   }
 
   stop(): void {
     this.deps.client.off('connect', this.onConnect);
-  }
-
-  private subscribeBirth(): void {
-    this.deps.client.subscribe(this.birthTopic, { qos: 1 }, (error) => {
-      if (error) this.deps.log.warn({ topic: this.birthTopic, err: error.message }, 'cannot subscribe to the Home Assistant birth topic');
-    });
+    this.removeRoute?.();
+    this.removeRoute = null;
   }
 
   private onBirth(payload: string): void {

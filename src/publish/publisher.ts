@@ -2,7 +2,8 @@ import type { MqttClient } from 'mqtt';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { OutboxStore } from '../store/outbox.js';
-import { forecastTopic, type ForecastMessage } from './forecastMessage.js';
+import { forecastTopic } from '../broker/topics.js';
+import type { ForecastMessage } from './forecastMessage.js';
 import { OutboxDrain, type OutboxCounters } from './outboxDrain.js';
 
 export interface ForecastPublisherOptions {

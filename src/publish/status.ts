@@ -5,12 +5,13 @@
  * The same document goes to the retained `<baseTopic>/status` topic (on every change and every
  * `status.intervalSeconds`), to `GET /api/status`, to the dashboard and to Home Assistant's diagnostic sensors.
  */
+import { statusTopic } from '../broker/topics.js';
 import { readFileSync } from 'node:fs';
 import type { MqttClient } from 'mqtt';
 import cron from 'node-cron';
 import { formatDuration } from '../config/duration.js';
 import type { ForecastConfig } from '../config/schema.js';
-import type { IngestHealth } from '../ingest/subscription.js';
+import type { IngestHealth } from '../ingest/ingestRoute.js';
 import type { Logger } from '../log.js';
 import type { BackendName } from '../model/backend.js';
 import type { EpochProgress, TrainingSummary } from '../model/training.js';
@@ -211,7 +212,6 @@ function changeKey(doc: StatusDocument): string {
   return JSON.stringify([doc.ingest?.storing, doc.forecasts], (key, value) => (key === 'etaSeconds' ? undefined : value));
 }
 
-export const statusTopic = (baseTopic: string) => `${baseTopic}/status`;
 
 /** How often the status is checked for a change; also the shortest gap between two change-driven publishes. */
 const CHANGE_POLL_MS = 1000;

@@ -3,6 +3,7 @@
  * against the readings that came after them; the result is published retained on `<baseTopic>/<forecast>/accuracy`
  * and kept for /metrics. Issued forecasts older than the longest window are pruned.
  */
+import { accuracyTopic } from '../broker/topics.js';
 import type { ForecastConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { actualBuckets, liveAccuracy, type StepAccuracy } from '../model/evaluation/liveAccuracy.js';
@@ -25,10 +26,6 @@ export interface LiveAccuracyReport {
 }
 
 const round = (value: number | null) => (value === null || !Number.isFinite(value) ? null : Math.round(value * 1e4) / 1e4);
-
-export function accuracyTopic(baseTopic: string, forecast: string): string {
-  return `${baseTopic}/${forecast}/accuracy`;
-}
 
 export class LiveAccuracyJob {
   readonly latest = new Map<string, LiveAccuracyReport>();

@@ -1,4 +1,5 @@
 import type { ForecastConfig } from '../config/schema.js';
+import { failpointDelay } from '../failpoints.js';
 import type { Logger } from '../log.js';
 import type { BackendName, Tf } from '../model/backend.js';
 import {
@@ -94,6 +95,7 @@ export class ForecastJobs {
    * evaluation. True when the forecast has something to serve: a model, or baselines from an evaluation.
    */
   async load(forecast: ForecastConfig): Promise<boolean> {
+    await failpointDelay('model.load.delayMs');
     const stores = forecastCheckpoints(this.deps.checkpointRoot, forecast);
     const { serving } = stores;
     await serving.removeStaleTemp();

@@ -1,32 +1,31 @@
-import type { MqttClient } from 'mqtt';
+import type { Route } from '../broker/inbound.js';
+import { trainRequestTopic } from '../broker/topics.js';
 import type { Logger } from '../log.js';
-import { claimTopic } from '../publish/homeAssistant.js';
-
-/** Where a training of one forecast can be requested over MQTT, as zigbee2mqtt takes bridge requests. */
-export const trainRequestTopic = (baseTopic: string, forecast: string) => `${baseTopic}/${forecast}/train`;
 
 /**
- * Lets a person, an automation or `forecastd train --daemon` ask the running daemon for a training
- * now. The request goes through the daemon's own queue, so it never overlaps a running training of
- * the same forecast. Install after ingest: the topics are claimed from the ingest message handler.
+ * Lets a person, an automation or `forecastd train --daemon` ask the running daemon for a training now, with any
+ * message on `<baseTopic>/<forecast>/train`, as zigbee2mqtt takes bridge requests. The request goes through the
+ * daemon's own queue, so it never overlaps a running training of the same forecast. Null when there is no forecast
+ * (an empty SUBSCRIBE is a protocol error).
  */
-export function acceptTrainRequests(
-  client: MqttClient,
-  deps: { baseTopic: string; forecasts: readonly string[]; request: (forecast: string, reason: string) => string; log: Logger },
-): void {
-  const topics = deps.forecasts.map((forecast) => trainRequestTopic(deps.baseTopic, forecast));
-  // An empty SUBSCRIBE is a protocol error: a daemon that only stores readings has nothing to accept.
-  if (topics.length === 0) return;
-  deps.forecasts.forEach((forecast, index) =>
-    claimTopic(client, topics[index], () => {
-      const outcome = deps.request(forecast, 'mqtt request');
-      deps.log.info({ forecast, outcome }, 'training requested over MQTT');
-    }),
-  );
-  const subscribe = () =>
-    client.subscribe(topics, { qos: 1 }, (error) => {
-      if (error) deps.log.warn({ topics, err: error.message }, 'cannot subscribe to the training request topics');
-    });
-  client.on('connect', subscribe);
-  if (client.connected) subscribe();
+export function trainRequestRoute(deps: { baseTopic: string; forecasts: readonly string[]; request: (forecast: string, reason: string) => string; log: Logger }): Route | null {
+  if (deps.forecasts.length === 0) return null;
+  const byTopic = new Map(deps.forecasts.map((forecast) => [trainRequestTopic(deps.baseTopic, forecast), forecast]));
+  return {
+    name: 'train-requests',
+    filters: [...byTopic.keys()],
+    qos: 1,
+    receive(delivery) {
+      const forecast = byTopic.get(delivery.topic);
+      if (forecast !== undefined) {
+        const outcome = deps.request(forecast, 'mqtt request');
+        deps.log.info({ forecast, outcome }, 'training requested over MQTT');
+      }
+      delivery.ack();
+    },
+    subscribed(outcome) {
+      const failure = outcome.error?.message ?? (outcome.refused.length > 0 ? `refused (reason code ${outcome.refused[0].reasonCode})` : null);
+      if (failure) deps.log.warn({ topics: [...byTopic.keys()], err: failure }, 'cannot subscribe to the training request topics');
+    },
+  };
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { reconnectDelayMs } from '../../src/broker/backoff.js';
-import { connectBroker } from '../../src/broker/connection.js';
+import { createBrokerLink } from '../../src/broker/connection.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 
@@ -23,7 +23,7 @@ describe('reconnect backoff', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     const config = parseConfig({ mqtt: { url: `mqtt://127.0.0.1:${port}`, reconnectSeconds: 0.1, reconnectMaxSeconds: 0.8 } });
-    const client = connectBroker(config.mqtt, createLogger('silent'));
+    const client = createBrokerLink(config.mqtt, createLogger('silent')).connect();
     const attemptsAt: number[] = [];
     client.on('reconnect', () => attemptsAt.push(Date.now()));
     await new Promise((resolve) => setTimeout(resolve, 4000));

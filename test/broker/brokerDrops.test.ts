@@ -1,46 +1,39 @@
 /**
  * BrokerDropWatch: the broker's `$SYS/broker/publish/messages/dropped` becomes forecastd's own figure and a warning,
- * and those messages never reach the ingest handler. The end-to-end check against a Mosquitto that really drops
- * is in test/faults/queueOverflow.test.ts.
+ * and those messages never reach ingest (the watch is a route of its own). The end-to-end check against a Mosquitto
+ * that really drops is in test/faults/queueOverflow.test.ts.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import type { IPublishPacket, MqttClient } from 'mqtt';
-import { BROKER_DROPPED_MESSAGE, BROKER_DROPPED_TOPIC, BrokerDropWatch } from '../../src/broker/brokerDrops.js';
+import { BROKER_DROPPED_MESSAGE, BrokerDropWatch } from '../../src/broker/brokerDrops.js';
+import { InboundRouter } from '../../src/broker/inbound.js';
+import { BROKER_DROPPED_TOPIC } from '../../src/broker/topics.js';
 import { createLogger } from '../../src/log.js';
 
-type Handler = (packet: IPublishPacket, done: (error?: Error) => void) => void;
-
-/** The part of an mqtt.js client the watch uses: connect events, subscribe, and the message handler chain. */
-class FakeClient extends EventEmitter {
-  connected = false;
-  /** The SUBACK code the fake broker answers with (≥ 0x80: refused, as by an ACL). */
-  subackCode = 0;
-  readonly subscriptions: Array<{ topic: string; qos: number }> = [];
+/** A router with the watch as a route and a stand-in ingest as the fallback; settled PUBACK outcomes are recorded. */
+class RoutedWatch {
   readonly ingested: string[] = [];
-  handleMessage: Handler = (packet, done) => {
-    this.ingested.push(packet.topic);
-    done();
-  };
+  readonly settled: string[] = [];
+  readonly router: InboundRouter;
 
-  subscribe(topic: string, options: { qos: number }, callback?: (error: Error | null) => void): this {
-    this.subscriptions.push({ topic, qos: options.qos });
-    // mqtt.js reports a refused filter as an error carrying the SUBACK reason code.
-    callback?.(this.subackCode >= 0x80 ? Object.assign(new Error('Subscribe error: Not authorized'), { code: this.subackCode }) : null);
-    return this;
+  constructor(readonly watch: BrokerDropWatch) {
+    this.router = new InboundRouter({ requestRedelivery: () => undefined, log: createLogger('silent') });
+    this.router.add(watch);
+    this.router.setFallback({
+      name: 'ingest',
+      filters: ['sensors/#'],
+      qos: 1,
+      receive: (delivery) => {
+        this.ingested.push(delivery.topic);
+        delivery.ack();
+      },
+    });
   }
 
-  connect(): void {
-    this.connected = true;
-    this.emit('connect', { sessionPresent: true });
-  }
-
-  /** Delivers a message the way mqtt.js does; resolves when the handler called done. */
-  deliver(topic: string, payload: string): Promise<Error | undefined> {
-    const packet = { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, dup: false, retain: true } as IPublishPacket;
-    return new Promise((resolve) => this.handleMessage(packet, resolve));
+  /** Delivers a message the way the adapter does (QoS 0, as the watch subscribes); resolves once it is settled. */
+  async deliver(topic: string, payload: string): Promise<void> {
+    this.router.dispatch({ topic, payload: Buffer.from(payload), qos: 0, redelivered: false, settle: (outcome) => void this.settled.push(outcome) });
   }
 }
 
@@ -56,55 +49,36 @@ function capturedLog() {
 }
 
 function started() {
-  const client = new FakeClient();
   const { log, warnings } = capturedLog();
-  const watch = new BrokerDropWatch({ client: client as unknown as MqttClient, log });
-  watch.start();
+  const watch = new BrokerDropWatch({ log });
+  const client = new RoutedWatch(watch);
   return { client, watch, warnings };
 }
 
 describe('BrokerDropWatch', () => {
-  it('subscribes to the $SYS drop counter at QoS 0 on every connect, and stops doing so after stop()', () => {
-    const { client, watch } = started();
-    assert.deepEqual(client.subscriptions, [], 'nothing to subscribe before the first connect');
-    client.connect();
-    client.connect();
-    assert.deepEqual(client.subscriptions, [
-      { topic: BROKER_DROPPED_TOPIC, qos: 0 },
-      { topic: BROKER_DROPPED_TOPIC, qos: 0 },
-    ]);
-    watch.stop();
-    client.connect();
-    assert.equal(client.subscriptions.length, 2);
+  it('asks for the $SYS drop counter at QoS 0', () => {
+    const { watch } = started();
+    assert.deepEqual(watch.filters, [BROKER_DROPPED_TOPIC]);
+    assert.equal(watch.qos, 0);
   });
 
   it('a subscription the broker refuses (ACL) is explained once and not asked for again on reconnects', () => {
-    const client = new FakeClient();
-    client.subackCode = 0x87;
     const { log, lines } = capturedLog();
-    new BrokerDropWatch({ client: client as unknown as MqttClient, log }).start();
-    client.connect();
-    client.connect();
-    client.connect();
-    assert.equal(client.subscriptions.length, 1, 'one refused SUBSCRIBE, not one per connect');
+    const watch = new BrokerDropWatch({ log });
+    watch.subscribed({ granted: [], refused: [{ filter: BROKER_DROPPED_TOPIC, reasonCode: 0x87 }], error: null });
+    assert.deepEqual(watch.filters, [], 'no filter to subscribe on the next connect');
     const explained = lines.filter((line) => line.reasonCode === 0x87);
     assert.equal(explained.length, 1);
     assert.equal(explained[0].level, 30, 'info: a broker may keep $SYS private, forecastd works on without the figure');
     assert.match(String(explained[0].msg), /grant read/);
   });
 
-  it('subscribes at once when started on a client that is already connected', () => {
-    const client = new FakeClient();
-    client.connected = true;
-    new BrokerDropWatch({ client: client as unknown as MqttClient, log: capturedLog().log }).start();
-    assert.deepEqual(client.subscriptions, [{ topic: BROKER_DROPPED_TOPIC, qos: 0 }]);
-  });
-
-  it('takes the $SYS messages away from the ingest handler and passes every other topic on to it', async () => {
+  it('takes the $SYS messages away from ingest and leaves every other topic to it', async () => {
     const { client, watch } = started();
-    assert.equal(await client.deliver(BROKER_DROPPED_TOPIC, '7'), undefined, 'acknowledged without an error');
-    assert.equal(await client.deliver('sensors/kitchen/temperature', '21.5'), undefined);
+    await client.deliver(BROKER_DROPPED_TOPIC, '7');
+    await client.deliver('sensors/kitchen/temperature', '21.5');
     assert.deepEqual(client.ingested, ['sensors/kitchen/temperature']);
+    assert.deepEqual(client.settled, ['ack', 'ack']);
     assert.equal(watch.dropped, 7);
   });
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { maxAttemptsWithin } from '../../src/broker/backoff.js';
-import { BrokerStats, connectBroker } from '../../src/broker/connection.js';
+import { BrokerStats, createBrokerLink } from '../../src/broker/connection.js';
 import { RateLimitedLog } from '../../src/broker/failureLog.js';
 import { classifyConnectFailure } from '../../src/broker/stats.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -106,7 +106,7 @@ const SUBSCRIBE = 8;
 const PUBLISH = 3;
 const PINGREQ = 12;
 
-describe('connectBroker statistics', () => {
+describe('broker link statistics', () => {
   it('counts every refused login as an auth failure and logs it once, however often it is retried', { timeout: 20_000 }, async () => {
     // MQTT 3.1.1 CONNACK with return code 5: not authorized.
     const { url, server } = await fakeBroker((type, _body, socket) => {
@@ -115,7 +115,7 @@ describe('connectBroker statistics', () => {
     const { log, lines } = capturingLogger();
     const stats = new BrokerStats();
     const config = parseConfig({ mqtt: { url, protocolVersion: 4, username: 'someone', password: 'not-this-one', reconnectSeconds: 0.1, reconnectMaxSeconds: 0.2 } });
-    const client = connectBroker(config.mqtt, log, { stats });
+    const client = createBrokerLink(config.mqtt, log, { stats }).connect();
     try {
       await waitFor(() => stats.failures.auth >= 4, 15_000, 'four refused logins');
     } finally {
@@ -140,7 +140,7 @@ describe('connectBroker statistics', () => {
     const { url, server } = await fakeBroker((_type, _body, socket) => socket.destroy());
     const stats = new BrokerStats();
     const config = parseConfig({ mqtt: { url, protocolVersion: 4, reconnectSeconds: 0.1, reconnectMaxSeconds: 0.2 } });
-    const client = connectBroker(config.mqtt, createLogger('silent'), { stats });
+    const client = createBrokerLink(config.mqtt, createLogger('silent'), { stats }).connect();
     try {
       await waitFor(() => stats.failures.network >= 3, 15_000, 'three failed attempts');
     } finally {
@@ -168,7 +168,7 @@ describe('connectBroker statistics', () => {
     const reconnectMaxSeconds = 1;
     const config = parseConfig({ mqtt: { url, protocolVersion: 4, reconnectSeconds, reconnectMaxSeconds } });
     const startedAt = Date.now();
-    const client = connectBroker(config.mqtt, log, { stats });
+    const client = createBrokerLink(config.mqtt, log, { stats }).connect();
     try {
       // Five: reconnecting at the base period would get there in 0.4 s, where the backoff allows four attempts.
       await waitFor(() => stats.connectionsLost >= 5, 15_000, 'five dropped connections');
@@ -199,7 +199,7 @@ describe('connectBroker statistics', () => {
     const { log, lines } = capturingLogger();
     const stats = new BrokerStats();
     const config = parseConfig({ mqtt: { url, protocolVersion: 5, clientId: 'twin', reconnectSeconds: 0.1, reconnectMaxSeconds: 0.4 } });
-    const client = connectBroker(config.mqtt, log, { stats });
+    const client = createBrokerLink(config.mqtt, log, { stats }).connect();
     try {
       await waitFor(() => stats.sessionTakeovers >= 3, 15_000, 'three takeovers');
     } finally {
@@ -232,7 +232,7 @@ describe('connectBroker statistics', () => {
     });
     const stats = new BrokerStats();
     const config = parseConfig({ mqtt: { url, protocolVersion: 4, reconnectSeconds: 0.1, reconnectMaxSeconds: 0.2 } });
-    const client = connectBroker(config.mqtt, createLogger('silent'), { stats });
+    const client = createBrokerLink(config.mqtt, createLogger('silent'), { stats }).connect();
     const refusedCodes: number[] = [];
     client.on('connect', () =>
       client.subscribe(['allowed/#', 'forbidden/#'], { qos: 1 }, (_error, _granted, suback) => {

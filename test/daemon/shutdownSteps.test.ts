@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { closeIntake, runShutdownSteps } from '../../src/daemon/shutdown.js';
+import { runShutdownSteps } from '../../src/daemon/shutdown.js';
 import { capturedLogger } from './support.js';
 
 describe('runShutdownSteps', () => {
@@ -30,17 +30,5 @@ describe('runShutdownSteps', () => {
     assert.deepEqual(failed, ['throws', 'hangs', 'hangs too']);
     assert.ok(lines.some((line) => line.msg === 'shutdown step failed; going on' && line.step === 'throws'));
     assert.ok(lines.some((line) => line.msg === 'shutdown step took too long; going on without it' && line.step === 'hangs too' && line.timeoutMs === 80));
-  });
-});
-
-describe('closeIntake', () => {
-  it('leaves every later message unacknowledged (mqtt.js skips the PUBACK when handleMessage reports an error)', () => {
-    const client = { handleMessage: (_packet: unknown, done: (error?: Error) => void) => done() } as unknown as MqttClient;
-    closeIntake(client);
-    let outcome: unknown = 'not called';
-    client.handleMessage({ cmd: 'publish', topic: 'sensors/a/b', payload: Buffer.from('1'), qos: 1, dup: false, retain: false, messageId: 7 }, (error) => {
-      outcome = error;
-    });
-    assert.ok(outcome instanceof Error, 'done is called, with an error');
   });
 });

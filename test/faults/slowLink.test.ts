@@ -2,7 +2,7 @@
  * F3c slow links (reliability.md §6): forecasts drained from the outbox over a link with 500 ms of latency each way,
  * and over one of 10 kB/s, through the harness TCP proxy to a private Mosquitto.
  *
- * The publisher is the daemon's own client (connectBroker: persistent session, the expiry-aware outgoing store,
+ * The publisher is the daemon's own client (createBrokerLink: persistent session, the expiry-aware outgoing store,
  * keepalive 5 s, the least the config allows) with the daemon's outbox drain (20 in flight). A subscriber
  * connected straight to the broker counts deliveries. The pass: every forecast delivered, none twice, the
  * connection never lost (a slow link must not look dead to keepalive), and the drain no faster than the link
@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { BrokerStats, connectBroker } from '../../src/broker/connection.js';
+import { BrokerStats, createBrokerLink } from '../../src/broker/connection.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { OutboxDrain } from '../../src/publish/outboxDrain.js';
@@ -86,7 +86,7 @@ describe('F3c: forecasts over a slow link', { skip, timeout: LONG ? 900_000 : 18
 
     const stats = new BrokerStats();
     const config = parseConfig({ mqtt: { url: proxy.url, clientId: `forecastd-${prefix}`, keepaliveSeconds: 5, reconnectSeconds: 0.5, reconnectMaxSeconds: 2, watchBrokerDrops: false } });
-    const client = scope.track(connectBroker(config.mqtt, createLogger('silent'), { stats }));
+    const client = scope.track(createBrokerLink(config.mqtt, createLogger('silent'), { stats }).connect());
     await waitFor(() => client.connected, 10_000, 'the publisher to connect through the proxy');
     proxy.shape(link);
     const drain = new OutboxDrain({ client, store, qos: 1, maxInFlight: MAX_IN_FLIGHT, keepSettledMs: 3_600_000, log: createLogger('silent') });

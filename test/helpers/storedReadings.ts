@@ -21,14 +21,19 @@ export interface StoredSummary {
   bySeries: Map<string, Set<number>>;
 }
 
-/** Opens the daemon's database read-only and collects the seqs per series (checking value = seq on every row). */
-export function readStored(databasePath: string, base: number): StoredSummary {
+/**
+ * Opens the daemon's database read-only and collects the seqs per series (checking value = seq on every row). With
+ * `series`, only those series count (a realistic state also holds the gateway's own sensor history).
+ */
+export function readStored(databasePath: string, base: number, series?: readonly string[]): StoredSummary {
   const db = new Database(databasePath, { readonly: true, fileMustExist: true });
   try {
-    const rows = db.prepare('SELECT count(*) FROM readings').pluck().get() as number;
-    const distinct = db.prepare('SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM readings)').pluck().get() as number;
+    const only = series ? `WHERE series_id IN (SELECT id FROM series WHERE name IN (${series.map(() => '?').join(', ')}))` : '';
+    const params = series ?? [];
+    const rows = db.prepare(`SELECT count(*) FROM readings ${only}`).pluck().get(...params) as number;
+    const distinct = db.prepare(`SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM readings ${only})`).pluck().get(...params) as number;
     const bySeries = new Map<string, Set<number>>();
-    const all = db.prepare('SELECT s.name AS name, r.ts AS ts, r.v AS v FROM readings r JOIN series s ON s.id = r.series_id').all() as Array<{ name: string; ts: number; v: number }>;
+    const all = db.prepare(`SELECT s.name AS name, r.ts AS ts, r.v AS v FROM readings r JOIN series s ON s.id = r.series_id ${only.replace('series_id', 'r.series_id')}`).all(...params) as Array<{ name: string; ts: number; v: number }>;
     for (const { name, ts, v } of all) {
       const seq = (ts - base) / 1000;
       assert.equal(v, seq, `${name}: the value stored at ts ${ts} is the seq it was published with`);

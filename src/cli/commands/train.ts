@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import { clientOptions } from '../../broker/connection.js';
 import type { Config } from '../../config/schema.js';
-import { trainRequestTopic } from '../../scheduler/trainRequests.js';
+import { trainRequestTopic } from '../../broker/topics.js';
 
 export interface TrainCommandIo {
   write: (text: string) => void;

@@ -1,14 +1,14 @@
 /**
- * The group commit when storage fails (reliability.md F5), against a stand-in MQTT client: nothing of a failed group is
+ * The group commit when storage fails (reliability.md F5), through the real router and PUBACK sequencer with a stand-in
+ * connection: nothing of a failed group is
  * acknowledged, one error line says so, later messages wait without being processed, and a retry on the same connection
  * stores and acknowledges them all, in arrival order, once the disk has room again.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import type { IPublishPacket, MqttClient } from 'mqtt';
+import { AckSequencer, InboundRouter } from '../../src/broker/inbound.js';
 import { Ingestor } from '../../src/ingest/ingestor.js';
-import { subscribeIngest } from '../../src/ingest/subscription.js';
+import { IngestRoute } from '../../src/ingest/ingestRoute.js';
 import { createTopicMapper } from '../../src/ingest/topics.js';
 import { createLogger } from '../../src/log.js';
 import { openDatabase } from '../../src/store/database.js';
@@ -23,22 +23,16 @@ const diskFull = () => Object.assign(new Error('database or disk is full'), { co
 
 type LogLine = { level: number; msg: string } & Record<string, unknown>;
 
-/** A client with just what subscribeIngest touches; PUBACKs land in `acked`. */
-class StandInClient extends EventEmitter {
-  connected = true;
-  disconnected = false;
+/** The broker side of the adapter: PUBACKs land in `acked`; `close()` is a lost connection. */
+class StandInConnection {
   readonly acked: number[] = [];
   reconnects = 0;
-  handleMessage!: (packet: IPublishPacket, done: (error?: Error) => void) => void;
-  _sendPacket(packet: { cmd: string; messageId: number }) {
-    if (packet.cmd === 'puback') this.acked.push(packet.messageId);
-  }
-  subscribe() {
-    return this;
-  }
-  reconnect() {
-    this.reconnects++;
-    return this;
+  readonly sequencer = new AckSequencer((messageId) => this.acked.push(messageId));
+  router!: InboundRouter;
+
+  close(): void {
+    this.sequencer.reset();
+    this.router.connectionClosed();
   }
 }
 
@@ -72,14 +66,19 @@ function setup(options: { deadLetterFails?: () => boolean; maxHeld?: number } = 
     log,
     deadLetters,
   });
-  const client = new StandInClient();
-  const subscription = subscribeIngest(client as unknown as MqttClient, ingestor, store, ['sensors/#'], log, { retryAfterFailureMs: RETRY_MS, maxHeld: options.maxHeld });
+  const client = new StandInConnection();
+  const subscription = new IngestRoute(
+    { ingestor, store, filters: ['sensors/#'], requestRedelivery: () => void client.reconnects++, log },
+    { retryAfterFailureMs: RETRY_MS, maxHeld: options.maxHeld },
+  );
+  client.router = new InboundRouter({ requestRedelivery: () => undefined, log });
+  client.router.setFallback(subscription);
   let nextId = 1;
-  /** Delivers readings the way mqtt.js does: one handleMessage call after the other, within one event-loop turn. */
+  /** Delivers readings the way the adapter does: one dispatch after the other, within one event-loop turn. */
   const deliver = (payloads: string[]) => {
     for (const payload of payloads) {
-      const packet = { cmd: 'publish', qos: 1, messageId: nextId++, topic: 'sensors/room/temp', payload: Buffer.from(payload), dup: false, retain: false } as IPublishPacket;
-      client.handleMessage(packet, () => undefined);
+      const messageId = nextId++;
+      client.router.dispatch({ topic: 'sensors/room/temp', payload: Buffer.from(payload), qos: 1, redelivered: false, settle: client.sequencer.open(messageId) });
     }
   };
   const reading = (second: number) => JSON.stringify({ value: second, ts: NOW - 60_000 + second * 1000 });
@@ -173,12 +172,10 @@ describe('group commit on a full disk', () => {
     deliver([reading(1), reading(2)]);
     await turn();
     assert.equal(subscription.health().held, 2);
-    client.connected = false;
-    client.emit('close');
+    client.close();
     assert.equal(subscription.health().held, 0);
     assert.equal(subscription.health().storing, false, 'still failing until a commit succeeds');
 
-    client.connected = true;
     disk.full = false;
     deliver([reading(1), reading(2)]);
     await waitFor(() => subscription.health().storing, 5_000, 'the redelivered messages to be stored');
