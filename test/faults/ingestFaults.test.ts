@@ -32,6 +32,7 @@ import { recordFault, secondsText } from '../helpers/faultReport.js';
 import { formatTable, publishBurst, readingBurst, readingPayload, type BurstMessage } from '../helpers/load.js';
 import { MOSQUITTO_BIN, mosquittoAvailable, type MosquittoOptions } from '../helpers/mosquitto.js';
 import { ingestDaemonConfig, integrityCheck, isConnected, readingsBaseTs, readStored, rowCounter, subscribedTo } from '../helpers/storedReadings.js';
+import { copyTrainedState } from '../helpers/realisticState.js';
 import { startSubscribedDaemon } from '../daemon/support.js';
 
 const LONG = process.env.FORECASTD_FAULTS_LONG === '1';
@@ -98,6 +99,7 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
   it(`F1: ${KILLS} kill -9 of the daemon during one burst, each restart after 0–2 s: every acked reading is stored exactly once`, { timeout: LONG ? 900_000 : 120_000 }, async () => {
     const { mosquitto, dropped } = await broker();
     const stateDir = tempDir('f1');
+    await copyTrainedState(stateDir);
     const configPath = join(stateDir, 'forecastd.yaml');
     const databasePath = join(stateDir, 'forecastd.db');
     const prefix = `f1-${rand()}`;
@@ -207,6 +209,7 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
   it('F2a + I3: broker SIGTERM and restart mid-stream, with malformed payloads: acked = stored + rejected + dropped', { timeout: 60_000 }, async () => {
     const { mosquitto, dropped } = await broker();
     const stateDir = tempDir('f2a');
+    await copyTrainedState(stateDir);
     const prefix = `f2a-${rand()}`;
     // In process, so that the ingestor's exact counters (received, stored, duplicates, rejected by reason) can be read.
     const config = parseConfig(ingestDaemonConfig(mosquitto.url, `forecastd-${prefix}`, stateDir, [{ filter: `${prefix}/#`, pattern: `${prefix}/{device}/{metric}` }]));
@@ -315,6 +318,7 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
   it('F2b: broker kill -9 mid-stream with autosave_interval 1: only readings the broker took after its last save can be lost; the daemon survives and resumes', { timeout: 60_000 }, async () => {
     const { mosquitto, dropped } = await broker({ autosaveInterval: 1 });
     const stateDir = tempDir('f2b');
+    await copyTrainedState(stateDir);
     const prefix = `f2b-${rand()}`;
     // In process: its exact stored counter at the moment of the kill bounds what the broker still held for it.
     const config = parseConfig(ingestDaemonConfig(mosquitto.url, `forecastd-${prefix}`, stateDir, [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }]));
@@ -405,6 +409,7 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
   it('F2b offline: broker kill -9 while the daemon is down (autosave_interval 1800): what was queued since the last save is lost, the session is not', { timeout: 60_000 }, async () => {
     const { mosquitto, dropped } = await broker();
     const stateDir = tempDir('f2b-offline');
+    await copyTrainedState(stateDir);
     const configPath = join(stateDir, 'forecastd.yaml');
     const databasePath = join(stateDir, 'forecastd.db');
     const prefix = `f2bo-${rand()}`;
@@ -469,6 +474,7 @@ describe('ingest faults against a private Mosquitto', { skip, timeout: LONG ? 1_
   it('F2d: a topic rule added to the config is subscribed even though the session is resumed', { timeout: 60_000 }, async () => {
     const { mosquitto, dropped } = await broker();
     const stateDir = tempDir('f2d');
+    await copyTrainedState(stateDir);
     const configPath = join(stateDir, 'forecastd.yaml');
     const prefix = `f2d-${rand()}`;
     const ruleA = { filter: `${prefix}/a/+/+`, pattern: `${prefix}/a/{device}/{metric}` };

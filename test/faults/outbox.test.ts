@@ -346,8 +346,13 @@ else
       const healedAt = performance.now();
       await waitFor(() => duringPartition.every((at) => received.has(at)), 20_000, 'every forecast of the partition after healing');
       const recoveryMs = performance.now() - healedAt;
-      await waitFor(() => daemon.publisher.backlog().pending === 0 && [...issuedAt].every((at) => received.has(at)), 10_000, 'the outbox to empty');
-      await sleep(300);
+      // The daemon's own interval ticks (every 10-minute boundary) issue forecasts too, and one can fall at any moment of
+      // this test: the failure seen once ("8 issued, 7 arrived") was a tick between this wait and the count below, whose
+      // forecast was still on its way. So a tick is issued here on purpose, every run, and each check waits for every
+      // forecast issued so far, counted when it is made.
+      const lateTick = (await issueDistinct(daemon, issuedAt)).issuedAt;
+      const allArrived = () => daemon.publisher.backlog().pending === 0 && [...issuedAt].every((at) => received.has(at));
+      await waitFor(allArrived, 10_000, 'the outbox to empty');
       const droppedTotal = await dropped.fresh();
 
       // The retained forecast is the newest one, whatever order the backlog went out in.
@@ -355,7 +360,9 @@ else
       let retained: string | null = null;
       late.on('message', (_topic, payload) => (retained = (JSON.parse(payload.toString()) as ForecastMessage).issuedAt));
       await late.subscribeAsync(topic, { qos: 1 });
-      await waitFor(() => retained !== null, 5000, 'the retained forecast');
+      await waitFor(() => retained !== null && retained === [...issuedAt].sort().at(-1), 5000, 'the retained forecast to be the newest issued');
+      await waitFor(allArrived, 10_000, 'every forecast issued by now to arrive');
+      assert.ok(received.has(lateTick), 'the forecast of the tick after healing arrived');
 
       const counters = daemon.publisher.counters;
       const duplicates = [...received.values()].reduce((sum, count) => sum + count - 1, 0);
@@ -376,7 +383,6 @@ else
       assert.equal(counters.enqueued, issuedAt.size, 'one outbox row per issued forecast');
       assert.equal(stored, issuedAt.size, 'every issued forecast arrived');
       assert.equal(counters.published, counters.enqueued);
-      assert.equal(retained, [...issuedAt].sort().at(-1), 'the retained forecast is the newest issued');
       assert.ok(duplicates <= 3, `duplicates (${duplicates}) at most the forecasts in flight when the black hole began`);
       assert.equal(counters.lostByClient, 0);
       assert.equal(droppedTotal, 0);

@@ -38,6 +38,7 @@ import {
   rowCounter,
   subscribedTo,
 } from '../helpers/storedReadings.js';
+import { copyTrainedState } from '../helpers/realisticState.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcpProxy.js';
 
 const KEEPALIVE_S = 5;
@@ -86,6 +87,7 @@ describe('F3 partitions between forecastd and its broker', { skip, timeout: LONG
     dropped = await watchSysCounter(mosquitto.url);
     proxy = await startTcpProxy(mosquitto.port);
     stateDir = mkdtempSync(join(tmpdir(), 'forecastd-fault-f3-'));
+    await copyTrainedState(stateDir);
     databasePath = join(stateDir, 'forecastd.db');
     prefix = `f3-${rand()}`;
     const configPath = join(stateDir, 'forecastd.yaml');

@@ -26,6 +26,7 @@ import { recordFault, secondsText } from '../helpers/faultReport.js';
 import { publishBurst, readingBurst, type BurstResult } from '../helpers/load.js';
 import { MOSQUITTO_BIN, mosquittoAvailable, startMosquitto, watchSysCounter, type MosquittoOptions, type PrivateMosquitto, type SysCounter } from '../helpers/mosquitto.js';
 import { ingestDaemonConfig, isConnected, readingsBaseTs, readStored, rowCounter, subscribedTo } from '../helpers/storedReadings.js';
+import { copyTrainedState } from '../helpers/realisticState.js';
 import { parseExposition, sampleValue } from '../http/promText.js';
 
 const LONG = process.env.FORECASTD_FAULTS_LONG === '1';
@@ -112,6 +113,7 @@ describe('F4: the daemon offline for longer than the broker queues for it', { sk
     const dropped = await watchSysCounter(broker.url);
     watchers.push(dropped);
     const stateDir = mkdtempSync(join(tmpdir(), `forecastd-fault-f4-${label}-`));
+    await copyTrainedState(stateDir);
     dirs.push(stateDir);
     const prefix = `f4${label}-${rand()}`;
     const clientId = `forecastd-${prefix}`;

@@ -24,6 +24,7 @@ import { uniquePrefix, waitFor } from '../helpers/broker.js';
 import { recordFault, secondsText } from '../helpers/faultReport.js';
 import { mosquittoAvailable, MOSQUITTO_BIN, startMosquitto, type PrivateMosquitto } from '../helpers/mosquitto.js';
 import { ingestDaemonConfig, pacedStream, readingsBaseTs, readStored } from '../helpers/storedReadings.js';
+import { copyTrainedState } from '../helpers/realisticState.js';
 
 const RECONNECT_SECONDS = 0.5;
 const RECONNECT_MAX_SECONDS = 8;
@@ -65,6 +66,7 @@ describe('F2c session takeover', { skip, timeout: 120_000 }, () => {
     mosquitto = await startMosquitto();
     const reportsTakeover = await brokerReportsTakeover(mosquitto.url, uniquePrefix('probe'));
     const stateDir = mkdtempSync(join(tmpdir(), 'forecastd-f2c-'));
+    await copyTrainedState(stateDir);
     dirs.push(stateDir);
     const prefix = uniquePrefix('f2c');
     const clientId = `forecastd-${prefix}`;

@@ -25,7 +25,7 @@ const HOUR = 3_600_000;
 const STEP_MS = 10 * 60_000;
 
 /** The gateway's own sensors (their history is in the template database; the fault tests publish on other topics). */
-const HOME_SERIES = ['livingroom.temperature', 'livingroom.humidity', 'office.temperature'] as const;
+export const HOME_SERIES = ['livingroom.temperature', 'livingroom.humidity', 'office.temperature'] as const;
 
 const homeSignal = (series: string, ts: number) => {
   const phase = HOME_SERIES.indexOf(series as (typeof HOME_SERIES)[number]);

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import type { LogLine } from './daemonProcess.js';
 import { readingPayload, type BurstResult } from './load.js';
+import { HOME_SERIES, realisticDaemonConfig } from './realisticState.js';
 
 /** Readings `count` seconds long ending a day ago: well inside maxAgeDays and never in the future. */
 export const readingsBaseTs = (count: number) => Date.now() - 86_400_000 - count * 1000;
@@ -21,19 +22,25 @@ export interface StoredSummary {
   bySeries: Map<string, Set<number>>;
 }
 
+/** SQL selecting the series a fault test counts: the named ones, else all but the gateway's own sensor history. */
+function seriesScope(series?: readonly string[]): { where: string; params: readonly string[] } {
+  const names = series ?? HOME_SERIES;
+  const list = names.map(() => '?').join(', ');
+  return { where: `series_id ${series ? 'IN' : 'NOT IN'} (SELECT id FROM series WHERE name IN (${list}))`, params: names };
+}
+
 /**
- * Opens the daemon's database read-only and collects the seqs per series (checking value = seq on every row). With
- * `series`, only those series count (a realistic state also holds the gateway's own sensor history).
+ * Opens the daemon's database read-only and collects the seqs per series (checking value = seq on every row): the
+ * named series, else every series but the realistic state's own history (./realisticState.ts).
  */
 export function readStored(databasePath: string, base: number, series?: readonly string[]): StoredSummary {
   const db = new Database(databasePath, { readonly: true, fileMustExist: true });
   try {
-    const only = series ? `WHERE series_id IN (SELECT id FROM series WHERE name IN (${series.map(() => '?').join(', ')}))` : '';
-    const params = series ?? [];
-    const rows = db.prepare(`SELECT count(*) FROM readings ${only}`).pluck().get(...params) as number;
-    const distinct = db.prepare(`SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM readings ${only})`).pluck().get(...params) as number;
+    const { where, params } = seriesScope(series);
+    const rows = db.prepare(`SELECT count(*) FROM readings WHERE ${where}`).pluck().get(...params) as number;
+    const distinct = db.prepare(`SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM readings WHERE ${where})`).pluck().get(...params) as number;
     const bySeries = new Map<string, Set<number>>();
-    const all = db.prepare(`SELECT s.name AS name, r.ts AS ts, r.v AS v FROM readings r JOIN series s ON s.id = r.series_id ${only.replace('series_id', 'r.series_id')}`).all(...params) as Array<{ name: string; ts: number; v: number }>;
+    const all = db.prepare(`SELECT s.name AS name, r.ts AS ts, r.v AS v FROM readings r JOIN series s ON s.id = r.series_id WHERE r.${where}`).all(...params) as Array<{ name: string; ts: number; v: number }>;
     for (const { name, ts, v } of all) {
       const seq = (ts - base) / 1000;
       assert.equal(v, seq, `${name}: the value stored at ts ${ts} is the seq it was published with`);
@@ -66,15 +73,17 @@ export interface RowCounter {
   close(): void;
 }
 
-/** A live row counter on the running daemon's WAL database (read-only, its own connection, reopened on demand). */
+/**
+ * A live row counter on the running daemon's WAL database (read-only, its own connection, reopened on demand): of one
+ * series when given, else of every series but the realistic state's own history.
+ */
 export function rowCounter(databasePath: string, seriesName?: string): RowCounter {
   let db: Database.Database | null = null;
-  const where = seriesName ? 'WHERE series_id = (SELECT id FROM series WHERE name = ?)' : '';
+  const { where, params } = seriesScope(seriesName === undefined ? undefined : [seriesName]);
   const query = (sql: string): unknown => {
     try {
       db ??= new Database(databasePath, { readonly: true, fileMustExist: true });
-      const statement = db.prepare(`${sql} ${where}`).pluck();
-      return seriesName ? statement.get(seriesName) : statement.get();
+      return db.prepare(`${sql} WHERE ${where}`).pluck().get(...params);
     } catch {
       return null; // not created yet, or the schema is not migrated yet
     }
@@ -94,7 +103,11 @@ export interface TopicRuleInput {
   pattern: string;
 }
 
-/** A daemon that only ingests (no forecasts), with the cheapest model runtime so that starts are short. */
+/**
+ * The configuration users run (./realisticState.ts): three forecasts whose trained models the test copies in with
+ * `copyTrainedState(stateDir)`, Home Assistant discovery and HTTP on, and a persistent session (protocolVersion 5,
+ * clean false, the default session expiry) unless a test overrides them.
+ */
 export function ingestDaemonConfig(
   url: string,
   clientId: string,
@@ -102,15 +115,8 @@ export function ingestDaemonConfig(
   topics: TopicRuleInput[],
   extra: { mqtt?: Record<string, unknown>; http?: Record<string, unknown> } = {},
 ) {
-  // protocolVersion 5, clean false and the session expiry stay at their defaults unless a test overrides them.
-  return {
-    mqtt: { url, clientId, baseTopic: `forecastd-${clientId}`, ...extra.mqtt },
-    ingest: { topics: topics.map((rule) => ({ ...rule, series: '{device}.{metric}' })) },
-    storage: { stateDir },
-    model: { backend: 'cpu' },
-    log: { level: 'info' },
-    ...(extra.http ? { http: extra.http } : {}),
-  };
+  const config = realisticDaemonConfig({ url, clientId, stateDir, topics, mqtt: extra.mqtt });
+  return extra.http ? { ...config, http: extra.http } : config;
 }
 
 /** The daemon's log lines the fault tests wait on (src/broker/connection.ts, src/ingest/subscription.ts). */
