@@ -71,7 +71,8 @@ export function openState(config: Config, options: { write?: boolean } = {}): St
     databasePath,
     checkpointRoot,
     readings: new ReadingStore(db),
-    versions: new ModelVersionStore(db),
+    // A CLI reader says so on stderr, so that a refused record is not silently missing from its output.
+    versions: new ModelVersionStore(db, (refusal) => process.stderr.write(`forecastd: ${refusal.message} (left out)\n`)),
     catalog: new SeriesCatalog(db),
     published,
     pins,

@@ -100,7 +100,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { db, quarantined } = openDatabase({ path: databasePath, synchronous: config.storage.synchronous, log: log.child({ component: 'store' }) });
   if (quarantined) log.error({ quarantinedAs: quarantined }, 'started with an empty database after quarantining a corrupt one');
   const readings = new ReadingStore(db);
-  const versions = new ModelVersionStore(db);
+  const versions = new ModelVersionStore(db, (refusal) => log.error({ err: refusal.message }, 'a stored training record was refused (left out; its model version is not used)'));
   // The last published forecast per forecast, kept across restarts for the CLI, the API and the dashboard.
   const published = new PublishedForecastStore(db);
   const startedAt = clock();

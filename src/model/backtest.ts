@@ -370,7 +370,7 @@ async function saveModel(
     dataRange: { fromMs: info.gridStartMs, toMs: info.trainEndMs },
     run: { finished: true, totalEpochs: forecast.training.epochs, learningRate: forecast.training.learningRate },
   };
-  await input.saveModelTo!.save(await modelToContent(tf, model, meta as unknown as Record<string, unknown>), info.epoch);
+  await input.saveModelTo!.save(await modelToContent(tf, model, meta), info.epoch);
 }
 
 const csvNumber = (value: number | null) => (value === null || !Number.isFinite(value) ? '' : String(Number(value.toFixed(6))));

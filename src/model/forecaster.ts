@@ -7,6 +7,7 @@ import { alignDown, buildFeatureMatrix, lastWindow, scaleMatrix, TARGET_FEATURE,
 import type { Tf } from './backend.js';
 import type { CheckpointStore, LoadedCheckpoint } from './checkpoint.js';
 import { modelFromContent } from './serialize.js';
+import { parseCheckpointMeta } from '../contracts/checkpointMeta.js';
 import type { ModelMeta } from './training.js';
 
 export interface ForecastPoint {
@@ -72,7 +73,13 @@ export class Forecaster {
     options: { fusedLstm?: boolean },
   ): Promise<{ forecaster: Forecaster | null; rejected: Array<{ id: string; reason: string }> }> {
     if (!loaded) return { forecaster: null, rejected: [] };
-    const meta = loaded.content.meta as unknown as ModelMeta;
+    let meta: ModelMeta;
+    try {
+      meta = parseCheckpointMeta(loaded.content.meta, `checkpoint ${loaded.info.id}`);
+    } catch (error) {
+      // Metadata that does not validate (edited by hand, written by a newer forecastd) is refused, never guessed at.
+      return { forecaster: null, rejected: [...loaded.rejected, { id: loaded.info.id, reason: (error as Error).message }] };
+    }
     if (meta.shapeKey !== shapeKey) {
       return { forecaster: null, rejected: [...loaded.rejected, { id: loaded.info.id, reason: 'built for another model configuration' }] };
     }

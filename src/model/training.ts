@@ -45,36 +45,11 @@ import type { ErrorSummary } from './metrics.js';
 import type { EpochLogs, Verbosity } from './progress.js';
 import { useFusedLstm } from './fused/index.js';
 import { modelFromContent, modelToContent } from './serialize.js';
+import { CHECKPOINT_META_VERSION, parseCheckpointMeta, processTimeZone, type CheckpointMeta } from '../contracts/checkpointMeta.js';
 
-/** Where a checkpoint's run stood when it was written; absent in checkpoints of older forecastd versions. */
-export interface RunMeta {
-  /** False while the run may still continue: an interrupted run resumes from such a checkpoint. */
-  finished: boolean;
-  totalEpochs: number;
-  /** The learning rate the next epoch would use (after any reduction). */
-  learningRate: number;
-}
 
-/** What a checkpoint must carry so that inference rebuilds exactly the training's features. */
-export interface ModelMeta {
-  version: string;
-  forecast: string;
-  shapeKey: string;
-  epoch: number;
-  featureNames: string[];
-  scaler: { mean: number[]; std: number[] };
-  steps: number;
-  horizon: number;
-  intervalSeconds: number;
-  relativeToLast: boolean;
-  maxGapSteps: number;
-  calendar: ForecastConfig['calendar'];
-  loss: number | null;
-  valLoss: number | null;
-  backend: BackendName;
-  dataRange: { fromMs: number; toMs: number };
-  run?: RunMeta;
-}
+/** What a checkpoint must carry so that inference rebuilds exactly the training's features (src/contracts). */
+export type ModelMeta = CheckpointMeta;
 
 export interface EpochProgress {
   forecast: string;
@@ -118,10 +93,10 @@ export interface TrainingSummary {
   stoppedEarly?: boolean;
   resumedFrom?: { version: string; epoch: number; checkpoint: string } | null;
   warmStartedFrom?: string | null;
-  configHash?: string;
-  shapeKey?: string;
-  featureNames?: string[];
-  scaler?: ScalerStats;
+  configHash?: string | null;
+  shapeKey?: string | null;
+  featureNames?: string[] | null;
+  scaler?: ScalerStats | null;
   evaluation?: Evaluation | null;
   decision?: PromotionDecision | null;
   /** The serving checkpoint written when this model was promoted. */
@@ -149,10 +124,12 @@ export class NotEnoughHistoryError extends Error {
 export const isNotEnoughHistory = (error: { name?: string; message: string }) =>
   error.name === 'NotEnoughHistoryError' || /training windows, needs at least/.test(error.message);
 
-/** Changes when anything that shapes the network or its inputs changes: an old checkpoint then no longer fits. */
 /** The part of a checkpoint's meta that tells inference how to rebuild the training's windows. */
 export function windowMetaFor(forecast: ForecastConfig) {
   return {
+    metaVersion: CHECKPOINT_META_VERSION,
+    // The zone the calendar features were computed in (this process's local zone).
+    timeZone: processTimeZone(),
     steps: forecast.steps,
     horizon: forecast.horizon,
     intervalSeconds: forecast.interval,
@@ -162,6 +139,7 @@ export function windowMetaFor(forecast: ForecastConfig) {
   };
 }
 
+/** Changes when anything that shapes the network or its inputs changes: an old checkpoint then no longer fits. */
 export function shapeKeyFor(forecast: ForecastConfig): string {
   const shape = {
     layers: forecast.layers,
@@ -277,14 +255,24 @@ interface LoadedModel {
 async function resumableRun(store: CheckpointStore, shapeKey: string, epochs: number): Promise<LoadedModel | null> {
   const latest = await store.loadLatest();
   if (!latest) return null;
-  const meta = latest.content.meta as unknown as ModelMeta;
-  if (!meta.run || meta.run.finished || meta.shapeKey !== shapeKey || !(meta.epoch < epochs)) return null;
+  const meta = metaOrNull(latest.content.meta, latest.info.id);
+  if (!meta?.run || meta.run.finished || meta.shapeKey !== shapeKey || !(meta.epoch < epochs)) return null;
   return { content: latest.content, meta, id: latest.info.id };
 }
 
 async function loadServing(store: CheckpointStore | undefined, pinnedVersion: string | null): Promise<LoadedModel | null> {
   const loaded = (pinnedVersion ? await store?.loadVersion(pinnedVersion) : null) ?? (await store?.loadLatest());
-  return loaded ? { content: loaded.content, meta: loaded.content.meta as unknown as ModelMeta, id: loaded.info.id } : null;
+  const meta = loaded ? metaOrNull(loaded.content.meta, loaded.info.id) : null;
+  return loaded && meta ? { content: loaded.content, meta, id: loaded.info.id } : null;
+}
+
+/** The checkpoint's validated meta, or null when it does not validate: such a checkpoint is neither resumed nor warm-started from. */
+function metaOrNull(raw: unknown, id: string): ModelMeta | null {
+  try {
+    return parseCheckpointMeta(raw, `checkpoint ${id}`);
+  } catch {
+    return null;
+  }
 }
 
 export async function trainForecastModel(input: TrainingInput): Promise<TrainingSummary> {
@@ -367,7 +355,7 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
   const checkpointer = new ModelCheckpoint({
     latest: checkpoints,
     best: input.best,
-    meta: (epoch, logs, finished) => metaFor(epoch + 1, logs, finished) as unknown as Record<string, unknown>,
+    meta: (epoch, logs, finished) => metaFor(epoch + 1, logs, finished),
     onSaved: ({ latest }) => {
       checkpointId = latest.id;
     },
@@ -455,7 +443,7 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
     let servingCheckpointId: string | null = null;
     if (decision.promoted && input.serving) {
       const finalEpoch = bestEpoch ?? initialEpoch + loss.length;
-      const content = await modelToContent(tf, model, metaFor(finalEpoch, { loss: loss.at(-1), val_loss: valLoss.at(-1) }, true) as unknown as Record<string, unknown>);
+      const content = await modelToContent(tf, model, metaFor(finalEpoch, { loss: loss.at(-1), val_loss: valLoss.at(-1) }, true));
       servingCheckpointId = (await input.serving.save(content, finalEpoch)).id;
     }
     const metrics = evaluation?.methods.model && evaluation.methods.persistence

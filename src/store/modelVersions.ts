@@ -1,6 +1,14 @@
+import { ContractError } from '../contracts/contract.js';
+import { parseTrainingRecord, trainingRecordOf, type TrainingRecord } from '../contracts/trainingRecord.js';
 import type { Method } from '../model/evaluation/index.js';
 import type { TrainingSummary } from '../model/training.js';
 import type { Db } from './database.js';
+
+// Every field a training reports has a place in the stored record: a field added to TrainingSummary without one
+// fails to compile here, instead of being dropped on the way to disk.
+type UnrecordedFields = Exclude<keyof TrainingSummary, keyof TrainingRecord>;
+const everyFieldRecorded: [UnrecordedFields] extends [never] ? true : UnrecordedFields = true;
+void everyFieldRecorded;
 
 export interface ModelVersionRow {
   version: string;
@@ -40,7 +48,11 @@ export class ModelVersionStore {
   private readonly selectOne;
   private readonly selectMetrics;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    /** Told about each stored record that does not validate (it is left out, never cast); the daemon logs it. */
+    private readonly onRefused: (error: ContractError) => void = () => undefined,
+  ) {
     this.insert = db.prepare(
       `INSERT INTO model_versions(forecast, version, created_at, backend, duration_ms, samples, checkpoint, summary,
                                   config_hash, data_from, data_to, promoted, served_by, decision)
@@ -59,8 +71,10 @@ export class ModelVersionStore {
   }
 
   /** Records a finished training (an aborted one produced no model version and is not recorded). */
-  record(summary: TrainingSummary): void {
-    if (summary.status === 'aborted') return;
+  record(training: TrainingSummary): void {
+    if (training.status === 'aborted') return;
+    // Validated and completed at write time: a field that does not fit fails here, not at the next read.
+    const summary = trainingRecordOf(training);
     this.db.transaction(() => {
       const inserted = this.insert.run({
         forecast: summary.forecast,
@@ -96,13 +110,28 @@ export class ModelVersionStore {
     })();
   }
 
-  latest(forecast: string, limit = 1): TrainingSummary[] {
-    return (this.selectLatest.all(forecast, limit) as string[]).map((text) => JSON.parse(text) as TrainingSummary);
+  /** The newest valid records of a forecast, newest first (a record that does not validate is left out and reported). */
+  latest(forecast: string, limit = 1): TrainingRecord[] {
+    return (this.selectLatest.all(forecast, limit) as string[]).flatMap((text) => {
+      const record = this.parse(text, `of forecast ${forecast}`);
+      return record ? [record] : [];
+    });
   }
 
-  get(version: string): TrainingSummary | null {
+  get(version: string): TrainingRecord | null {
     const text = this.selectOne.get(version) as string | undefined;
-    return text === undefined ? null : (JSON.parse(text) as TrainingSummary);
+    return text === undefined ? null : this.parse(text, version);
+  }
+
+  private parse(text: string, where: string): TrainingRecord | null {
+    try {
+      const raw: unknown = JSON.parse(text);
+      const version = raw !== null && typeof raw === 'object' && typeof (raw as { version?: unknown }).version === 'string' ? (raw as { version: string }).version : where;
+      return parseTrainingRecord(raw, version);
+    } catch (error) {
+      this.onRefused(error instanceof ContractError ? error : new ContractError(`training record ${where}`, `not JSON (${(error as Error).message})`));
+      return null;
+    }
   }
 
   metrics(version: string): ModelMetricsRow[] {
