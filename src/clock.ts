@@ -1,5 +1,5 @@
 /**
- * What forecastd may believe of the wall clock (reliability.md F8).
+ * What forecastd may believe of the wall clock (docs/reliability.md, "Clock jumps (F8)").
  *
  * A Raspberry Pi has no battery-backed clock. Until NTP answers, it reads 1970, or the build date of systemd (its
  * "clock epoch", years in the past), or the time of the last shutdown (fake-hwclock). No forecastd of this release

@@ -2,7 +2,7 @@
  * Makes the broker's own losses visible to forecastd's operator.
  *
  * Mosquitto silently drops QoS 1 messages beyond `max_queued_messages` (default 1000) or `max_queued_bytes` for a
- * session that is offline or too slow (reliability.md §0, finding 1). The only traces are a line in the broker's
+ * session that is offline or too slow (docs/reliability.md, "Where a reading can still be lost", item 1). The only traces are a line in the broker's
  * log and the counter `$SYS/broker/publish/messages/dropped`. forecastd follows that counter, exports it on
  * /metrics and warns when it grows, so that a queue limit too small for the outages a gateway sees is found
  * from forecastd's side, not by a gap in the forecasts weeks later.

@@ -57,7 +57,7 @@ export function openState(config: Config, options: { write?: boolean } = {}): St
         `  (storage.stateDir is ${config.storage.stateDir}: has the daemon run with this config? \`forecastd run --config <file>\` creates it)`,
     );
   }
-  const published = hasTable(db, 'published_forecasts') ? new PublishedForecastStore(db) : null;
+  const published = hasTable(db, 'published_forecasts') ? new PublishedForecastStore(db, (refusal) => process.stderr.write(`forecastd: ${refusal.message} (left out)\n`)) : null;
   const pins = hasTable(db, 'model_pins') ? new ModelPinStore(db) : null;
   const size = (path: string) => {
     try {

@@ -4,7 +4,7 @@ import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDirectory, writeFileDurably } from './fsync.js';
 
-// Crash-safe model checkpoints (reliability.md §3, paths per §5.4). Each save goes to a fresh `<epoch>-<rand>.tmp/`
+// Crash-safe model checkpoints (docs/reliability.md, "Model checkpoints"; safe paths: "Security"). Each save goes to a fresh `<epoch>-<rand>.tmp/`
 // directory, is fsynced, renamed to its final name, and only then published through an atomically replaced
 // `CURRENT` file. A reader therefore sees either the old or the new checkpoint, never a mix, and the loader checks
 // every byte against the manifest before trusting it, falling back to older checkpoints when one is damaged.
@@ -428,7 +428,7 @@ export class CheckpointStore {
 }
 
 /**
- * Joins a single path component onto `base`, refusing anything that could leave it (§5.4 defence in depth: names
+ * Joins a single path component onto `base`, refusing anything that could leave it (defence in depth, docs/reliability.md "Security": names
  * here are generated or pattern-checked, so a failure is a programming error).
  */
 function childPath(base: string, name: string): string {

@@ -41,7 +41,7 @@ import {
 } from './evaluation/index.js';
 import { fit, type ArrayDataset } from './fit.js';
 import { modelSpecFor } from './fromConfig.js';
-import type { ErrorSummary } from './metrics.js';
+import type { ErrorSummary } from './evaluation/metrics.js';
 import type { EpochLogs, Verbosity } from './progress.js';
 import { useFusedLstm } from './fused/index.js';
 import { modelFromContent, modelToContent } from './serialize.js';

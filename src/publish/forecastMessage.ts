@@ -1,3 +1,4 @@
+import { FORECAST_MESSAGE_VERSION, type ForecastMessage, type ForecastPointMessage } from '../contracts/forecastMessage.js';
 import { formatDuration } from '../config/duration.js';
 import type { BackendName } from '../model/backend.js';
 import { levelKey, type Readiness, type ServedBy } from '../model/evaluation/index.js';
@@ -6,54 +7,12 @@ import type { TrainingSummary } from '../model/training.js';
 
 export type { Readiness, ServedBy };
 
-export interface ForecastPointMessage {
-  ts: string;
-  value: number;
-  /** Per interval level, keyed by percent ("80", "95"): the conformal bounds; absent without a calibration. */
-  lower?: Record<string, number>;
-  upper?: Record<string, number>;
-}
+// The message's enums are the model's: a new readiness state or serving method must enter the contract too.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const enumsAgree: Same<Readiness, ForecastMessage['readiness']> & Same<ServedBy, ForecastMessage['servedBy']> = true;
+void enumsAgree;
 
-/** The JSON document consumers (Home Assistant, Node-RED, dashboards) receive for each forecast. */
-export interface ForecastMessage {
-  forecast: string;
-  target: string;
-  issuedAt: string;
-  interval: string;
-  intervalSeconds: number;
-  origin: string;
-  lastObserved: number;
-  /**
-   * ready: a model that beats persistence on the newest held-out windows made this forecast;
-   * degraded: no model beats persistence, or the last training failed (see `readinessReason`), and
-   * `servedBy` says what made it instead. (warming_up forecasts are not published: see the status topic.)
-   */
-  readiness: Readiness;
-  readinessReason: string;
-  servedBy: ServedBy;
-  points: ForecastPointMessage[];
-  /** How `lower` / `upper` were made, or null when there is no calibration yet. */
-  intervals: { levels: number[]; method: 'conformal'; calibrationWindows: number } | null;
-  model: {
-    /**
-     * With servedBy `model`: the serving model's version. With a baseline: the version of the training
-     * whose evaluation chose that baseline ("" when there is none yet, e.g. the first training failed).
-     */
-    version: string;
-    trainedAt: string | null;
-    /** Scores on the newest held-out windows of the last evaluation, original units. */
-    validation: {
-      mae: number;
-      rmse: number;
-      persistenceMae: number;
-      mase: number | null;
-      seasonalNaiveMae: number | null;
-      linearMae: number | null;
-      windows: number;
-    } | null;
-  };
-  backend: BackendName;
-}
+export type { ForecastMessage, ForecastPointMessage } from '../contracts/forecastMessage.js';
 
 const round = (value: number) => Math.round(value * 1e4) / 1e4;
 const roundOrNull = (value: number | null | undefined) => (value === null || value === undefined || !Number.isFinite(value) ? null : round(value));
@@ -102,6 +61,7 @@ export function forecastMessage(input: {
     return out;
   });
   return {
+    messageVersion: FORECAST_MESSAGE_VERSION,
     forecast: input.forecast,
     target: input.target,
     issuedAt: new Date(input.issuedAtMs).toISOString(),

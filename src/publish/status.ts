@@ -5,9 +5,7 @@
  * The same document goes to the retained `<baseTopic>/status` topic (on every change and every
  * `status.intervalSeconds`), to `GET /api/status`, to the dashboard and to Home Assistant's diagnostic sensors.
  */
-import { statusTopic } from '../broker/topics.js';
 import { readFileSync } from 'node:fs';
-import type { MqttClient } from 'mqtt';
 import cron from 'node-cron';
 import { formatDuration } from '../config/duration.js';
 import type { ForecastConfig } from '../config/schema.js';
@@ -217,32 +215,26 @@ function changeKey(doc: StatusDocument): string {
 const CHANGE_POLL_MS = 1000;
 
 /**
- * Publishes the status document, retained, on every change (checked every second, so that a fast training
- * publishes at most once a second) and at least every `intervalSeconds`; and again after every reconnect, in case
- * the broker lost its retained messages. Listeners (Home Assistant) hear about every publish.
+ * Makes the status document and hands it to the sinks (the MQTT sink keeps it retained on <baseTopic>/status) on every
+ * change (checked every second, so that a fast training publishes at most once a second) and at least every
+ * `intervalSeconds`. Listeners (Home Assistant's summaries) hear about every publish.
  */
-export class StatusPublisher {
+export class StatusReporter {
   private timer: NodeJS.Timeout | null = null;
   private lastKey = '';
   private lastPublishedAt = 0;
   private readonly listeners: Array<(doc: StatusDocument) => void> = [];
-  private readonly onConnect = () => this.publish();
 
   constructor(
-    private readonly deps: { client: MqttClient; view: DaemonView; intervalSeconds: number; log: Logger; pollMs?: number },
+    private readonly deps: { view: DaemonView; publish: (doc: StatusDocument) => void; intervalSeconds: number; log: Logger; pollMs?: number },
   ) {}
-
-  get topic(): string {
-    return statusTopic(this.deps.view.baseTopic);
-  }
 
   onPublish(listener: (doc: StatusDocument) => void): void {
     this.listeners.push(listener);
   }
 
   start(): void {
-    this.deps.client.on('connect', this.onConnect);
-    if (this.deps.client.connected) this.publish();
+    this.publish();
     this.timer = setInterval(() => this.tick(), this.deps.pollMs ?? CHANGE_POLL_MS);
     this.timer.unref();
   }
@@ -251,7 +243,7 @@ export class StatusPublisher {
   tick(): void {
     const doc = statusDocument(this.deps.view);
     const sinceMs = this.deps.view.clock() - this.lastPublishedAt;
-    // A clock stepped back (reliability.md F8) would otherwise hold the periodic publish until it caught up again.
+    // A clock stepped back (docs/reliability.md, "Clock jumps (F8)") would otherwise hold the periodic publish until it caught up again.
     const due = sinceMs >= this.deps.intervalSeconds * 1000 || sinceMs < 0;
     if (due || changeKey(doc) !== this.lastKey) this.publish(doc);
   }
@@ -259,13 +251,7 @@ export class StatusPublisher {
   publish(doc = statusDocument(this.deps.view)): StatusDocument {
     this.lastKey = changeKey(doc);
     this.lastPublishedAt = this.deps.view.clock();
-    // QoS 0 and no offline queue: a status that could not be sent is superseded by the next one anyway.
-    if (this.deps.client.connected) {
-      this.deps.client.publish(this.topic, JSON.stringify(doc), { qos: 0, retain: true }, (error) => {
-        if (error) this.deps.log.debug({ err: error.message }, 'status publish failed');
-      });
-    }
-    for (const listener of this.listeners) {
+    for (const listener of [this.deps.publish, ...this.listeners]) {
       try {
         listener(doc);
       } catch (error) {
@@ -278,7 +264,6 @@ export class StatusPublisher {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.deps.client.off('connect', this.onConnect);
   }
 }
 

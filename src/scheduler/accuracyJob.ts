@@ -3,7 +3,6 @@
  * against the readings that came after them; the result is published retained on `<baseTopic>/<forecast>/accuracy`
  * and kept for /metrics. Issued forecasts older than the longest window are pruned.
  */
-import { accuracyTopic } from '../broker/topics.js';
 import type { ForecastConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { actualBuckets, liveAccuracy, type StepAccuracy } from '../model/evaluation/liveAccuracy.js';
@@ -35,9 +34,8 @@ export class LiveAccuracyJob {
       issued: IssuedForecastStore;
       readings: ReadingStore;
       clock: () => number;
-      /** Publishes retained on the accuracy topic. */
-      publish: (topic: string, report: LiveAccuracyReport) => void;
-      baseTopic: string;
+      /** Hands the report to the sinks (MQTT: retained on <baseTopic>/<forecast>/accuracy). */
+      publish: (report: LiveAccuracyReport) => void;
       log?: Logger;
     },
   ) {}
@@ -71,7 +69,7 @@ export class LiveAccuracyJob {
       steps: scored.steps.map((step) => ({ step: step.step, count: step.count, mae: round(step.mae), coverage: roundAll(step.coverage) })),
     };
     this.latest.set(forecast.name, report);
-    this.deps.publish(accuracyTopic(this.deps.baseTopic, forecast.name), report);
+    this.deps.publish(report);
     return report;
   }
 

@@ -109,7 +109,7 @@ export class ForecastJobs {
     if (!loaded?.forecaster) {
       const latest = await Forecaster.load(this.deps.tf, serving, shapeKey, { fusedLstm });
       // With every checkpoint damaged the store returns nothing, not even why: ask each one, so that the worst case
-      // is counted and logged like a single damaged checkpoint (reliability.md F7).
+      // is counted and logged like a single damaged checkpoint (docs/reliability.md, F7).
       const latestRejected = latest.forecaster || latest.rejected.length > 0 ? latest.rejected : await unloadableCheckpoints(serving);
       loaded = { forecaster: latest.forecaster, rejected: [...(loaded?.rejected ?? []), ...latestRejected] };
     }

@@ -15,7 +15,7 @@ export function msUntilNextBoundary(nowMs: number, intervalMs: number, settleMs 
  * The daemon's clockwork: a node-cron job per forecast for retraining, and a timer per forecast that
  * fires just after each interval boundary to issue a forecast.
  *
- * node-cron plans by the wall clock (reliability.md F8). After a step back it waits until the wall clock is where
+ * node-cron plans by the wall clock (docs/reliability.md, "Clock jumps (F8)"). After a step back it waits until the wall clock is where
  * it was before (a year, for a clock that had been a year ahead); after a step forward it walks and logs every slot
  * it skipped (a Pi whose clock NTP sets from 1970 or from systemd's build date: a warning per skipped slot, and
  * seconds of blocked event loop). So when the wall clock jumps, the cron jobs are made anew from the new time.

@@ -45,6 +45,7 @@ export class TrainingRunner {
   readonly counters = { started: 0, succeeded: 0, failed: 0, aborted: 0, skippedOverlap: 0, notEnoughHistory: 0, outOfMemory: 0, workerExited: 0 };
   readonly lastFailure = new Map<string, TrainingFailure>();
   private stopping = false;
+  private readonly trainedListeners: Array<(summary: TrainingSummary) => Promise<void> | void> = [];
 
   constructor(
     private readonly deps: {
@@ -55,13 +56,19 @@ export class TrainingRunner {
       backend: BackendPreference;
       clock: () => number;
       log: Logger;
-      onTrained: (summary: TrainingSummary) => Promise<void> | void;
+      /** Called (and awaited) first after each successful training; more listeners can be added with whenTrained. */
+      onTrained?: (summary: TrainingSummary) => Promise<void> | void;
       onProgress?: (progress: EpochProgress) => void;
       /** Keras-style console output of each training, for `forecastd train --verbose`. */
       verbose?: Verbosity;
       write?: (text: string) => void;
     },
   ) {}
+
+  /** Adds a listener that runs (awaited, in order) after each successful training: a failure there fails the training. */
+  whenTrained(listener: (summary: TrainingSummary) => Promise<void> | void): void {
+    this.trainedListeners.push(listener);
+  }
 
   request(name: string, reason: string): TrainingRequestOutcome {
     const forecast = this.deps.forecasts().find((candidate) => candidate.name === name);
@@ -154,7 +161,8 @@ export class TrainingRunner {
         'training finished',
       );
       // Recording the version and loading the new model; if that fails, the training counts as failed.
-      await this.deps.onTrained(summary);
+      await this.deps.onTrained?.(summary);
+      for (const listener of this.trainedListeners) await listener(summary);
       this.counters.succeeded++;
       this.lastFailure.delete(forecast.name);
       return { status: 'succeeded', summary };

@@ -138,7 +138,7 @@ function migrate(db: Db): void {
 /**
  * Result codes that mean the file itself is damaged. Anything else the check may throw is the disk's or the system's
  * trouble, not the file's: on a full disk SQLite cannot size its -shm file and quick_check fails with
- * SQLITE_IOERR_SHMSIZE, and quarantining would throw a healthy history away for it (reliability.md F5).
+ * SQLITE_IOERR_SHMSIZE, and quarantining would throw a healthy history away for it (docs/reliability.md, F5).
  */
 const CORRUPTION_CODE = /^SQLITE_(CORRUPT|NOTADB)/;
 

@@ -1,7 +1,7 @@
 import type { Db } from './database.js';
 
 /**
- * The forecast outbox (reliability.md §1.6): every message forecastd means to publish is a row here first, in
+ * The forecast outbox (docs/reliability.md, "Forecasts: the outbox"): every message forecastd means to publish is a row here first, in
  * the same SQLite database as everything else, and stays `pending` until the broker confirmed it (PUBACK) or it
  * was settled another way. mqtt.js keeps its own outgoing store in memory only; this table is what survives a
  * restart. The drain (publish/outboxDrain.ts) owns the sending; this class owns the SQL.

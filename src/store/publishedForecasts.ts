@@ -1,4 +1,5 @@
-import type { ForecastMessage } from '../publish/forecastMessage.js';
+import { ContractError } from '../contracts/contract.js';
+import { parseForecastMessage, type ForecastMessage } from '../contracts/forecastMessage.js';
 import type { Db } from './database.js';
 
 /**
@@ -10,7 +11,11 @@ export class PublishedForecastStore {
   private readonly selectOne;
   private readonly selectAll;
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    /** Told about each stored message that does not validate (it is left out, never cast). */
+    private readonly onRefused: (error: ContractError) => void = () => undefined,
+  ) {
     this.upsert = db.prepare(
       `INSERT INTO published_forecasts(forecast, issued_at, message) VALUES (?, ?, ?)
        ON CONFLICT(forecast) DO UPDATE SET issued_at = excluded.issued_at, message = excluded.message`,
@@ -23,12 +28,22 @@ export class PublishedForecastStore {
     this.upsert.run(message.forecast, Date.parse(message.issuedAt), JSON.stringify(message));
   }
 
+  /** The last forecast of `forecast`; null when none was published, or the stored one does not validate (reported). */
   latest(forecast: string): ForecastMessage | null {
     const text = this.selectOne.get(forecast) as string | undefined;
-    return text === undefined ? null : (JSON.parse(text) as ForecastMessage);
+    return text === undefined ? null : this.parse(text, forecast);
   }
 
   all(): ForecastMessage[] {
-    return (this.selectAll.all() as string[]).map((text) => JSON.parse(text) as ForecastMessage);
+    return (this.selectAll.all() as string[]).flatMap((text) => this.parse(text, 'of published_forecasts') ?? []);
+  }
+
+  private parse(text: string, where: string): ForecastMessage | null {
+    try {
+      return parseForecastMessage(JSON.parse(text), where);
+    } catch (error) {
+      this.onRefused(error instanceof ContractError ? error : new ContractError(`forecast message ${where}`, `not JSON (${(error as Error).message})`));
+      return null;
+    }
   }
 }

@@ -9,7 +9,7 @@
  *
  * The reference time. "Older than N days" needs a "now", and the wall clock of a Raspberry Pi is the least
  * trustworthy thing on it (no RTC; NTP steps it, sometimes by years). A forward jump must not wipe data
- * (reliability.md F8). So for each series the cutoff is
+ * (docs/reliability.md, "Clock jumps (F8)"). So for each series the cutoff is
  *
  *     min(trusted now, newest reading of the series + referenceSlackMs) − retention period
  *

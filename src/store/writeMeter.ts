@@ -1,5 +1,5 @@
 /**
- * SD-card wear: how many bytes this process makes the kernel send to storage (reliability.md F16).
+ * SD-card wear: how many bytes this process makes the kernel send to storage (docs/reliability.md, F16).
  *
  * Linux counts them per process in /proc/self/io `write_bytes`, at page-dirtying time, for every thread (the
  * training threads included) and every file (database, -wal, checkpoints, logs written to files). A file system

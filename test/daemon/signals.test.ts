@@ -55,7 +55,7 @@ describe('the daemon process under SIGHUP and SIGTERM', { timeout: 150_000 }, ()
 
   before(async () => {
     // A private Mosquitto keeps every message queued for the stopped daemon (max_queued_messages 0);
-    // the system one would drop beyond its default 1000 (reliability.md finding 1).
+    // the system one would drop beyond its default 1000 (docs/reliability.md, "Where a reading can still be lost", item 1).
     if (mosquittoAvailable()) {
       const mosquitto = await startMosquitto({ maxQueuedMessages: 0 });
       broker = { url: mosquitto.url, protocolVersion: 5, close: () => mosquitto.close() };

@@ -1,5 +1,5 @@
 /**
- * F8 clock jumps (reliability.md §6.2), with an injected clock: one in-process daemon on a private Mosquitto whose
+ * F8 clock jumps (docs/reliability.md, "Clock jumps (F8)"), with an injected clock: one in-process daemon on a private Mosquitto whose
  * wall clock the test moves, phase by phase: set, +1 h, −1 h, +1 year, back to 1970 (a Pi booted without RTC or
  * NTP), and set again (NTP answers). node-cron (training and retention schedules) fires on the real clock; the
  * forecast ticks, the receive time of readings, the ingest window (maxAgeDays, maxFutureSeconds), retention's
@@ -32,7 +32,7 @@ import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import type { RejectionReason } from '../../src/ingest/payload.js';
 import { createLogger } from '../../src/log.js';
 import type { TrainingSummary } from '../../src/model/training.js';
-import { StatusPublisher, type DaemonView } from '../../src/publish/status.js';
+import { StatusReporter, type DaemonView } from '../../src/publish/status.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
 import { capturedLogger, writeHistory, type LogLine } from '../daemon/support.js';
 import { uniquePrefix, waitFor } from '../helpers/broker.js';
@@ -383,9 +383,8 @@ describe('F8: the periodic status publish when the clock steps back', () => {
   it('publishes at the next tick instead of waiting for the clock to catch up', () => {
     const clock = new MovableClock();
     const published: string[] = [];
-    const client = Object.assign(new EventEmitter(), { connected: true, publish: (topic: string) => void published.push(topic) });
     const view: DaemonView = { version: 'test', startedAt: clock.now(), backend: 'cpu', baseTopic: 'fd', clock: clock.now, brokerConnected: () => true, forecasts: () => [] };
-    const status = new StatusPublisher({ client: client as unknown as MqttClient, view, intervalSeconds: 60, log: createLogger('silent'), pollMs: 3_600_000 });
+    const status = new StatusReporter({ view, publish: () => void published.push('fd/status'), intervalSeconds: 60, log: createLogger('silent'), pollMs: 3_600_000 });
     status.start();
     try {
       assert.equal(published.length, 1, 'published at start');

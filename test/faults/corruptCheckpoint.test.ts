@@ -1,5 +1,5 @@
 /**
- * F7 corrupt or partial checkpoint at the daemon level (reliability.md §3 and §6.2; the loader's unit tests, with
+ * F7 corrupt or partial checkpoint at the daemon level (docs/reliability.md, "Model checkpoints"; the loader's unit tests, with
  * a kill at each step of the save protocol, are in test/model/checkpoint.test.ts and test/model/forecaster.test.ts).
  *
  * Once, in before(): an in-process daemon on a private Mosquitto trains a tiny model on a signal persistence cannot

@@ -1,5 +1,5 @@
 /**
- * F6 corrupt database at the daemon level (reliability.md §6.2; the store-level cases are in
+ * F6 corrupt database at the daemon level (docs/reliability.md, "The database"; the store-level cases are in
  * test/store/database.test.ts). Each case damages forecastd.db with the daemon stopped, the way sqlite.org's
  * howtocorrupt.html describes, then starts the daemon (in process, on a private Mosquitto, HTTP on a free port)
  * and checks what it promises:

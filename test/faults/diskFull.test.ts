@@ -1,5 +1,5 @@
 /**
- * F5, disk full (reliability.md §6.2): the daemon's state directory on a small tmpfs, filled with a filler file.
+ * F5, disk full (docs/reliability.md, "The database"): the daemon's state directory on a small tmpfs, filled with a filler file.
  *
  *   F5a  full during ingest: a QoS 1 stream from a private Mosquitto; the disk fills mid-stream. The failed group is
  *        not acknowledged (the broker keeps it), one error line says so, /readyz and the status document say ingest

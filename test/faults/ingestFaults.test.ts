@@ -1,5 +1,5 @@
 /**
- * Ingest fault injection against a private Mosquitto (reliability.md §6: F1, F2a, F2b, F2d, and invariant I3).
+ * Ingest fault injection against a private Mosquitto (docs/reliability.md, "Readings": F1, F2a, F2b, F2d, and invariant I3).
  *
  * Every test starts its own broker from a generated config (`max_queued_messages 1000000`, `max_queued_bytes 64M`,
  * `persistence true`, `sys_interval 1`) on a free loopback port, and signals only the PIDs it started.
@@ -7,7 +7,7 @@
  *
  * How each reported figure is obtained:
  *   published   publishes attempted by the test's publisher
- *   acked       PUBACKs (success) the publisher received — the harness's "published" of reliability.md §6.1
+ *   acked       PUBACKs (success) the publisher received — the harness's "published" of docs/reliability.md, "The three invariants"
  *   stored      distinct readings in the daemon's SQLite file, counted read-only after the daemon stopped
  *   duplicates  rows minus distinct (series, ts): 0 by construction of the primary key, checked anyway; for the
  *               in-process daemon also the redeliveries it absorbed (ingestor counter)

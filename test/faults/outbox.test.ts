@@ -1,5 +1,5 @@
 /**
- * The forecast outbox under faults (reliability.md §6: F18, F3c, and the ACL refusal of §5.1), each against its
+ * The forecast outbox under faults (docs/reliability.md, "Forecasts: the outbox": F18, F3c, and the ACL refusal of "Security"), each against its
  * own private Mosquitto on a free loopback port.
  *
  * How each reported figure is obtained:
@@ -390,8 +390,8 @@ else
 
     /**
      * A broker whose ACL lets forecastd write everything it publishes except the forecast topic (everyone may
-     * read it, so a subscriber would see a forecast that got through). `maxQueuedMessages` 0 is reliability.md
-     * §1.6's advice; on Mosquitto 2.0.11 it makes the broker close the connection after every denied publish.
+     * read it, so a subscriber would see a forecast that got through). `maxQueuedMessages` 0 was the design notes'
+     * advice; on Mosquitto 2.0.11 it makes the broker close the connection after every denied publish.
      */
     const refusalScenario = async (label: string, maxQueuedMessages: number) => {
       const prefix = uniquePrefix(label);
@@ -473,7 +473,7 @@ else
       const run = await refusalScenario('acl0', 0);
       recordFault({
         fault: 'F17 ACL refusal, max_queued_messages 0',
-        mechanism: 'as above with max_queued_messages 0 (reliability.md §1.6): Mosquitto 2.0.11 sends PUBACK 135, then closes the connection',
+        mechanism: 'as above with max_queued_messages 0 (docs/reliability.md, "Broker settings"): Mosquitto 2.0.11 sends PUBACK 135, then closes the connection',
         ...refusalFigures(run),
         note: `broker quirk: ${run.reconnects} reconnects for ${run.counters.refused} refused forecasts (at most one per denied PUBLISH; ${run.denied.length} denied: mqtt.js re-sends what was in flight behind a refused one); the outbox sent each once (attempts ${[...new Set(run.attempts)].join('/')}); use a large count with max_queued_bytes instead of 0`,
       });

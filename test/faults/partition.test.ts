@@ -1,5 +1,5 @@
 /**
- * F3: network partitions between forecastd and its broker (reliability.md §6, F3).
+ * F3: network partitions between forecastd and its broker (docs/reliability.md, "Readings", F3).
  *
  * The daemon (a child process, keepalive 5 s, reconnect backoff from 1 s up to 8 s) reaches a private Mosquitto
  * through the harness TCP proxy; a sensor publishes a steady QoS 1 stream straight to the broker, so the broker

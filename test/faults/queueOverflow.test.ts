@@ -1,5 +1,5 @@
 /**
- * F4: forecastd offline for longer than the broker will queue for it (reliability.md §6, F4; §0 finding 1).
+ * F4: forecastd offline for longer than the broker will queue for it (docs/reliability.md, F4: "Where a reading can still be lost", item 1).
  *
  * The daemon (a child process with /metrics on) stops; a sensor publishes more QoS 1 readings than the broker
  * keeps for the daemon's session; the daemon starts again. Whatever does not come back must be counted, not

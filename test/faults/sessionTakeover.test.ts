@@ -1,6 +1,6 @@
 /**
  * F2c: a second client connects with forecastd's client id (a copied config, a second instance) and takes the
- * persistent session over, with the readings queued in it (reliability.md §1.5 item 7).
+ * persistent session over, with the readings queued in it (docs/reliability.md, "Where a reading can still be lost", item 5).
  *
  * forecastd cannot keep what the other client receives and acknowledges: the promise is that the fight for the
  * session stays within the reconnect backoff, that ingest resumes when the other client goes, and that the ledger

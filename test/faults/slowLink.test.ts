@@ -1,5 +1,5 @@
 /**
- * F3c slow links (reliability.md §6): forecasts drained from the outbox over a link with 500 ms of latency each way,
+ * F3c slow links (docs/reliability.md, "Forecasts: the outbox"): forecasts drained from the outbox over a link with 500 ms of latency each way,
  * and over one of 10 kB/s, through the harness TCP proxy to a private Mosquitto.
  *
  * The publisher is the daemon's own client (createBrokerLink: persistent session, the expiry-aware outgoing store,

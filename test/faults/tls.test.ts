@@ -1,5 +1,5 @@
 /**
- * Secure connections (issue 3) and the security negatives of reliability.md §5.1 (F17), each against a private
+ * Secure connections (issue 3) and the security negatives of docs/reliability.md, "Security" (F17), each against a private
  * Mosquitto this file starts, with certificates made by `openssl` in a temp directory at test time.
  *
  * Accepted: mqtts:// with a CA file and a password (FORECASTD_MQTT_PASSWORD or mqtt.passwordFile), and a client
@@ -172,7 +172,7 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
   let expired: PrivateMosquitto; // TLS with a certificate that ended yesterday
   let elsewhere: PrivateMosquitto; // TLS with a certificate for broker.invalid only
   let acl: PrivateMosquitto; // TLS + password file + acl_file
-  let aclZero: PrivateMosquitto; // the same with max_queued_messages 0 (design notes §1.6; docs/reliability.md says why not)
+  let aclZero: PrivateMosquitto; // the same with max_queued_messages 0 (once the recommended setting; docs/reliability.md, "Broker settings", says why not)
   let dynsec: PrivateMosquitto | null = null; // TLS + dynamic-security plugin (subscribe ACLs)
   let sensor: MqttClient;
   const daemons: Daemon[] = [];
@@ -195,7 +195,7 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     run(MOSQUITTO_PASSWD, ['-b', '-c', file('acl-passwd'), 'forecastd', password], pki);
     for (const name of ['sensor-a', 'sensor-b'] as const) run(MOSQUITTO_PASSWD, ['-b', file('acl-passwd'), name, sensorPasswords[name]], pki);
     writeFileSync(file('password.txt'), `${password}\n`);
-    // reliability.md §5.1: each sensor writes only under its own name; forecastd reads sensors and writes forecasts.
+    // docs/reliability.md, "Security": each sensor writes only under its own name; forecastd reads sensors and writes forecasts.
     writeFileSync(file('acl'), ['user forecastd', 'topic read sensors/#', 'topic write forecasts/#', '', 'pattern write sensors/%u/#', ''].join('\n'));
 
     const tlsWith = (name: string) => [`cafile ${file('ca.crt')}`, `certfile ${file(`${name}.crt`)}`, `keyfile ${file(`${name}.key`)}`];

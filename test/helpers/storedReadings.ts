@@ -1,5 +1,5 @@
 /**
- * The ledger side of the ingest fault tests (reliability.md §6.1 harness conventions): a daemon config that
+ * The ledger side of the ingest fault tests (docs/reliability.md, "The three invariants"): a daemon config that
  * ingests `<prefix>/{device}/{metric}`, what its SQLite file holds afterwards (per series, by seq), a live row
  * counter while it runs, the log lines the tests wait on, and a sensor that publishes at a steady rate.
  *

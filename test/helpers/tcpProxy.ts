@@ -1,5 +1,5 @@
 /**
- * A small TCP proxy between forecastd and a test broker, for network partitions (reliability.md §6, F3/F18:
+ * A small TCP proxy between forecastd and a test broker, for network partitions (docs/reliability.md, F3 and F18:
  * `tc netem` is not available on these machines).
  *
  * - drop():      destroys every open connection (both sides see a reset / close at once), as when a link dies.

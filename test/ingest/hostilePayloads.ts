@@ -1,5 +1,5 @@
 /**
- * Hostile MQTT payloads for the ingest path (reliability.md §5.2, F9): one fast-check arbitrary that mixes random
+ * Hostile MQTT payloads for the ingest path (docs/reliability.md, "Security", F9): one fast-check arbitrary that mixes random
  * bytes and text with JSON built to sit on every edge the decoder has. JSON is assembled as text, not through
  * JSON.stringify, so that it can carry what a device (or an attacker) can send and a JS value cannot hold: duplicate
  * keys, `1e400`, `-0`, `__proto__` as an own key, lone surrogates, nesting beyond any sane depth.

@@ -1,5 +1,5 @@
 /**
- * Hostile MQTT topic levels for the ingest path (reliability.md §5.3–5.4, F9c): text that tries path traversal or
+ * Hostile MQTT topic levels for the ingest path (docs/reliability.md, "Security", F9c): text that tries path traversal or
  * SQL injection once a topic rule turns it into a series name, and a fast-check arbitrary for more of the same.
  *
  * MQTT allows any UTF-8 in a topic except U+0000 (and wildcards in a PUBLISH), up to 65,535 bytes. Mosquitto
@@ -18,7 +18,7 @@ export const HOSTILE_LEVELS: readonly string[] = [
   '-rf', '.hidden', ':x', 'null', 'undefined', 'NaN', '0', '%00', '\\0', '%',
 ];
 
-/** Whole topics from reliability.md §5.4 and friends; some match no rule (too many or empty levels). */
+/** Whole topics of path traversal and SQL injection; some match no rule (too many or empty levels). */
 export const HOSTILE_TOPICS: readonly string[] = [
   'sensors/../../etc/passwd',
   'sensors/../etc/passwd',

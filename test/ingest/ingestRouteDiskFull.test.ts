@@ -1,5 +1,5 @@
 /**
- * The group commit when storage fails (reliability.md F5), through the real router and PUBACK sequencer with a stand-in
+ * The group commit when storage fails (docs/reliability.md, F5), through the real router and PUBACK sequencer with a stand-in
  * connection: nothing of a failed group is
  * acknowledged, one error line says so, later messages wait without being processed, and a retry on the same connection
  * stores and acknowledges them all, in arrival order, once the disk has room again.

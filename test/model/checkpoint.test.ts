@@ -101,7 +101,7 @@ describe('CheckpointStore', () => {
     assert.equal(new Int32Array(loaded.content.weightData, (4 * 32 + 32) * 4, 1)[0], 7);
   });
 
-  it('writes the manifest described in reliability.md §3', async () => {
+  it('writes the manifest described in docs/reliability.md, "Model checkpoints"', async () => {
     const store = new CheckpointStore(freshDir(), 'sensors/s1');
     const info = await store.save(content(1), 1);
     const ckptDir = path.join(store.dir, info.id);

@@ -83,6 +83,7 @@ const context: DiscoveryContext = {
 function bigMessage(horizon: number): ForecastMessage {
   const start = Date.parse('2026-11-28T12:00:00Z');
   return {
+    messageVersion: 1,
     forecast: 'living_room',
     target: 'livingroom.temperature',
     issuedAt: '2026-11-28T12:00:02.000Z',

@@ -6,7 +6,9 @@ import type { MqttClient } from 'mqtt';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import type { ForecastMessage } from '../../src/publish/forecastMessage.js';
-import { readinessOf, statusDocument, StatusPublisher, type DaemonView, type ForecastFacts } from '../../src/publish/status.js';
+import { MqttSink } from '../../src/publish/mqttSink.js';
+import type { ForecastPublisher } from '../../src/publish/publisher.js';
+import { readinessOf, statusDocument, StatusReporter, type DaemonView, type ForecastFacts } from '../../src/publish/status.js';
 
 const MINUTE = 60_000;
 const START = Date.parse('2026-11-28T12:00:00Z');
@@ -105,7 +107,11 @@ describe('status topic', () => {
     let now = START;
     const state: { training: ForecastFacts['training'] } = { training: null };
     const client = fakeClient();
-    const publisher = new StatusPublisher({ client: client as unknown as MqttClient, view: view(() => now, state), intervalSeconds: 60, log: createLogger('silent'), pollMs: 3_600_000 });
+    // The reporter makes the document; the MQTT sink keeps it retained on the status topic, as the daemon wires them.
+    const outbox = { start: () => undefined, stop: () => undefined, publish: () => undefined } as unknown as ForecastPublisher;
+    const sink = new MqttSink({ client: client as unknown as MqttClient, forecasts: outbox, baseTopic: 'fd', log: createLogger('silent') });
+    sink.start();
+    const publisher = new StatusReporter({ view: view(() => now, state), publish: (doc) => sink.publishStatus(doc), intervalSeconds: 60, log: createLogger('silent'), pollMs: 3_600_000 });
     publisher.start();
     assert.equal(client.published.length, 1, 'published at start');
     assert.equal(client.published[0].topic, 'fd/status');
@@ -127,5 +133,6 @@ describe('status topic', () => {
     client.emit('connect');
     assert.equal(client.published.length, 4, 'published again after a reconnect');
     publisher.stop();
+    sink.stop();
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { accuracyTopic } from '../../src/broker/topics.js';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
 import { collectMetrics } from '../../src/http/metrics.js';
@@ -27,7 +28,8 @@ function setup(windowDays?: number) {
   const issued = new IssuedForecastStore(db);
   let now = T0;
   const published: Array<{ topic: string; report: LiveAccuracyReport }> = [];
-  const job = new LiveAccuracyJob({ issued, readings, clock: () => now, baseTopic: 'forecastd', publish: (topic, report) => published.push({ topic, report }) });
+  // Through the MQTT sink's topic rule, as the daemon publishes it.
+  const job = new LiveAccuracyJob({ issued, readings, clock: () => now, publish: (report) => published.push({ topic: accuracyTopic('forecastd', report.forecast), report }) });
   const issue = (atMs: number, values: number[], widths?: number[]) =>
     forecastMessage({
       forecast: 'room',

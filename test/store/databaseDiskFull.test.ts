@@ -1,5 +1,5 @@
 /**
- * openDatabase on a full disk (reliability.md F5): SQLite cannot size the -shm file, so the start-up quick_check throws
+ * openDatabase on a full disk (docs/reliability.md, F5): SQLite cannot size the -shm file, so the start-up quick_check throws
  * SQLITE_IOERR_SHMSIZE. That is the disk's trouble, not the file's: the database must not be quarantined as corrupt
  * (which would start forecastd on an empty history), and the error must say the disk is full.
  * Needs a tmpfs mount (root); skipped with the reason otherwise.

@@ -1,6 +1,6 @@
 /**
  * The shipped systemd unit: static checks only. Sandboxing takes effect only under a real systemd
- * as PID 1, which development machines and CI lack; runtime checks happen on a Pi (reliability.md §4).
+ * as PID 1, which development machines and CI lack; runtime checks happen on a Pi (systemd/README.md).
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';

@@ -6,11 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ReadingStore } from '../../src/store/readings.js';
-import type { SeriesReadings } from '../../src/windowing/index.js';
+import type { ReadingStore } from '../../../src/store/readings.js';
+import type { SeriesReadings } from '../../../src/windowing/index.js';
 
 /** Compiled tests live in dist/test/<area>/: the repository root is three levels up, the shared data next to it. */
-export const SHARED_DATA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..', '..', 'shared', 'data');
+export const SHARED_DATA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..', '..', 'shared', 'data');
 
 export const DATASETS = {
   occupancy: path.join(SHARED_DATA, 'uci-occupancy', 'occupancy_uci_minutely.csv'),

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import type { LSTMLayerArgs, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
-import type { Tf } from '../../src/model/backend.js';
-import { fusedLstmLayer, type FusedLstmLayer } from '../../src/model/fused/index.js';
+import type { Tf } from '../../../src/model/backend.js';
+import { fusedLstmLayer, type FusedLstmLayer } from '../../../src/model/fused/index.js';
 
 /**
  * Float32 agreement: the two implementations sum in different orders, so values agree to a few ulp of the

@@ -4,18 +4,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from '../../src/log.js';
-import { initBackend, type BackendName, type Tf } from '../../src/model/backend.js';
-import { linearAt, seasonalNaiveAt } from '../../src/model/evaluation/baselines.js';
-import { forecastCheckpoints } from '../../src/model/stores.js';
-import { trainForecastModel, type TrainingSummary } from '../../src/model/training.js';
-import type { ForecastMessage } from '../../src/publish/forecastMessage.js';
-import { ForecastJobs } from '../../src/scheduler/forecastJobs.js';
-import { openDatabase, type Db } from '../../src/store/database.js';
-import { ModelVersionStore } from '../../src/store/modelVersions.js';
-import { ReadingStore } from '../../src/store/readings.js';
-import { fillShortGaps, resampleMean } from '../../src/windowing/index.js';
-import { forecastConfig, HOUR_MS, NOW_MS, ORIGIN_MS, removeTempDirs, sineSeries, tempDir } from '../model/fixtures.js';
+import { createLogger } from '../../../src/log.js';
+import { initBackend, type BackendName, type Tf } from '../../../src/model/backend.js';
+import { linearAt, seasonalNaiveAt } from '../../../src/model/evaluation/baselines.js';
+import { forecastCheckpoints } from '../../../src/model/stores.js';
+import { trainForecastModel, type TrainingSummary } from '../../../src/model/training.js';
+import type { ForecastMessage } from '../../../src/publish/forecastMessage.js';
+import { ForecastJobs } from '../../../src/scheduler/forecastJobs.js';
+import { openDatabase, type Db } from '../../../src/store/database.js';
+import { ModelVersionStore } from '../../../src/store/modelVersions.js';
+import { ReadingStore } from '../../../src/store/readings.js';
+import { fillShortGaps, resampleMean } from '../../../src/windowing/index.js';
+import { forecastConfig, HOUR_MS, NOW_MS, ORIGIN_MS, removeTempDirs, sineSeries, tempDir } from '../fixtures.js';
 
 const forecast = forecastConfig({
   steps: 12,

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LayersModel, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
-import { initBackend, type Tf } from '../../src/model/backend.js';
-import { fusedLstmLayer, useFusedLstm, withFusedLstm, type FusedLstmLayer } from '../../src/model/fused/index.js';
-import { lstmKernel } from '../../src/model/fused/kernel.js';
-import { modelFromContent, modelToContent } from '../../src/model/serialize.js';
-import { dense, lstm, sequential } from '../../src/model/sequential.js';
+import { initBackend, type Tf } from '../../../src/model/backend.js';
+import { fusedLstmLayer, useFusedLstm, withFusedLstm, type FusedLstmLayer } from '../../../src/model/fused/index.js';
+import { lstmKernel } from '../../../src/model/fused/kernel.js';
+import { modelFromContent, modelToContent } from '../../../src/model/serialize.js';
+import { dense, lstm, sequential } from '../../../src/model/sequential.js';
 import { assertClose, CASES, checkCase, describeCase, layerPair, type Case } from './equivalence.js';
 
 let tf: Tf;

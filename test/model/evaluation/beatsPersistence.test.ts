@@ -12,16 +12,16 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { parseConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
-import { initBackend } from '../../src/model/backend.js';
-import type { ForecastMessage } from '../../src/publish/forecastMessage.js';
-import { ForecastJobs } from '../../src/scheduler/forecastJobs.js';
-import runTrainTask from '../../src/scheduler/trainWorker.js';
-import { openDatabase } from '../../src/store/database.js';
-import { ModelVersionStore } from '../../src/store/modelVersions.js';
-import { ReadingStore } from '../../src/store/readings.js';
-import { removeTempDirs, tempDir } from '../model/fixtures.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { createLogger } from '../../../src/log.js';
+import { initBackend } from '../../../src/model/backend.js';
+import type { ForecastMessage } from '../../../src/publish/forecastMessage.js';
+import { ForecastJobs } from '../../../src/scheduler/forecastJobs.js';
+import runTrainTask from '../../../src/scheduler/trainWorker.js';
+import { openDatabase } from '../../../src/store/database.js';
+import { ModelVersionStore } from '../../../src/store/modelVersions.js';
+import { ReadingStore } from '../../../src/store/readings.js';
+import { removeTempDirs, tempDir } from '../fixtures.js';
 import { bucketMeans, DATASETS, importSeries, missing, readColumn } from './realData.js';
 
 interface Case {

@@ -8,9 +8,9 @@ import {
   seasonalNaiveAvailable,
   seasonalSourceRow,
   solveSymmetricPositive,
-} from '../../src/model/evaluation/baselines.js';
-import { autocorrelation, dailySeason, detectSeason, resolveSeason } from '../../src/model/evaluation/season.js';
-import { seededRandom } from '../../src/model/random.js';
+} from '../../../src/model/evaluation/baselines.js';
+import { autocorrelation, dailySeason, detectSeason, resolveSeason } from '../../../src/model/evaluation/season.js';
+import { seededRandom } from '../../../src/model/random.js';
 
 const prng = seededRandom;
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { bestBaseline, decidePromotion, readinessOf, type Evaluation, type MethodEvaluation } from '../../src/model/evaluation/index.js';
-import { conformalQuantile, conformalWidths, intervalBounds, levelKey } from '../../src/model/evaluation/conformal.js';
-import { actualsAt, baselinePredictions, commonOrigins, scoreMethods } from '../../src/model/evaluation/evaluate.js';
-import { coverage, maseScaleFor, naiveScale, scoreForecasts } from '../../src/model/evaluation/metrics.js';
+import { bestBaseline, decidePromotion, readinessOf, type Evaluation, type MethodEvaluation } from '../../../src/model/evaluation/index.js';
+import { conformalQuantile, conformalWidths, intervalBounds, levelKey } from '../../../src/model/evaluation/conformal.js';
+import { actualsAt, baselinePredictions, commonOrigins, scoreMethods } from '../../../src/model/evaluation/evaluate.js';
+import { coverage, maseScaleFor, naiveScale, scoreForecasts } from '../../../src/model/evaluation/metrics.js';
 
 const close = (actual: number, expected: number, tolerance = 1e-12) => assert.ok(Math.abs(actual - expected) <= tolerance, `${actual} vs ${expected}`);
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { Tensor } from '@tensorflow/tfjs';
-import { initBackend, type Tf } from '../../src/model/backend.js';
-import { withFusedLstm } from '../../src/model/fused/index.js';
-import { dense, lstm, sequential } from '../../src/model/sequential.js';
+import { initBackend, type Tf } from '../../../src/model/backend.js';
+import { withFusedLstm } from '../../../src/model/fused/index.js';
+import { dense, lstm, sequential } from '../../../src/model/sequential.js';
 import { assertClose, CASES, checkCase, describeCase } from './equivalence.js';
 
 // The same kernel serves the cpu backend; what differs is how tensors come in and go out (the cpu backend

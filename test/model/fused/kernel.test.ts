@@ -3,12 +3,12 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ACTIVATION_CODES } from '../../src/model/fused/activations.js';
-import { LstmKernel } from '../../src/model/fused/kernel.js';
-import { LSTM_KERNEL_SOURCE_SHA256 } from '../../src/model/fused/kernel/lstmWasm.js';
+import { ACTIVATION_CODES } from '../../../src/model/fused/activations.js';
+import { LstmKernel } from '../../../src/model/fused/kernel.js';
+import { LSTM_KERNEL_SOURCE_SHA256 } from '../../../src/model/fused/kernel/lstmWasm.js';
 
 /** Tests run from dist/test/fused/; the AssemblyScript source stays in src/. */
-const KERNEL_SOURCE = fileURLToPath(new URL('../../../src/model/fused/kernel/lstm.as', import.meta.url));
+const KERNEL_SOURCE = fileURLToPath(new URL('../../../../src/model/fused/kernel/lstm.as', import.meta.url));
 
 function seeded(seed: number): () => number {
   let state = seed >>> 0;

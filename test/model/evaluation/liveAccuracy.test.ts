@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { actualBuckets, liveAccuracy, type IssuedForecast } from '../../src/model/evaluation/liveAccuracy.js';
+import { actualBuckets, liveAccuracy, type IssuedForecast } from '../../../src/model/evaluation/liveAccuracy.js';
 
 const close = (actual: number | null, expected: number, tolerance = 1e-12) => assert.ok(actual !== null && Math.abs(actual - expected) <= tolerance, `${actual} vs ${expected}`);
 
