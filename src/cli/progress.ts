@@ -1,3 +1,4 @@
+import { formatElapsed, progressBar } from '../time/duration.js';
 /**
  * A progress display for long CLI jobs, on stderr so that stdout stays clean for results.
  * On a terminal: one line redrawn in place (`\r`) at most every `redrawMs`: a bar, the share done, rows, rows/s and
@@ -26,15 +27,6 @@ export interface ProgressOptions {
   lineEveryMs?: number;
 }
 
-/** `42s`, `3m05s`, `1h02m`. */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const whole = Math.round(seconds);
-  if (whole < 60) return `${whole}s`;
-  if (whole < 3600) return `${Math.floor(whole / 60)}m${String(whole % 60).padStart(2, '0')}s`;
-  return `${Math.floor(whole / 3600)}h${String(Math.floor((whole % 3600) / 60)).padStart(2, '0')}m`;
-}
-
 export interface ProgressFigures {
   fraction: number | null;
   rowsPerSecond: number;
@@ -54,14 +46,13 @@ export function renderBar(label: string, state: ProgressState, elapsedSeconds: n
   const { fraction, rowsPerSecond, etaSeconds } = progressFigures(state, elapsedSeconds);
   const figures =
     `${state.rows} rows  ${Math.round(rowsPerSecond)} rows/s  ` +
-    (finished ? `${formatDuration(elapsedSeconds)}` : etaSeconds === null ? '' : `ETA ${formatDuration(etaSeconds)}`);
+    (finished ? `${formatElapsed(elapsedSeconds)}` : etaSeconds === null ? '' : `ETA ${formatElapsed(etaSeconds)}`);
   if (fraction === null) return `${label}  ${figures}`.trimEnd().slice(0, width);
   const percent = `${String(Math.floor(fraction * 100)).padStart(3)}%`;
   // Sized without the figures, whose length changes as they count up: the bar should not shrink as it fills.
   const barWidth = Math.max(0, Math.min(30, width - label.length - percent.length - 48));
   if (barWidth < 5) return `${label} ${percent}  ${figures}`.trimEnd().slice(0, width);
-  const filled = Math.round(fraction * barWidth);
-  const bar = '='.repeat(Math.max(0, filled - 1)) + (filled === 0 ? '' : filled === barWidth ? '=' : '>') + ' '.repeat(barWidth - filled);
+  const bar = progressBar(fraction, barWidth, ' ');
   return `${label} [${bar}] ${percent}  ${figures}`.trimEnd();
 }
 
@@ -69,7 +60,7 @@ export function renderBar(label: string, state: ProgressState, elapsedSeconds: n
 export function renderLine(label: string, state: ProgressState, elapsedSeconds: number): string {
   const { fraction, rowsPerSecond, etaSeconds } = progressFigures(state, elapsedSeconds);
   const share = fraction === null ? '' : `${Math.floor(fraction * 100)}% `;
-  const eta = etaSeconds === null ? '' : `, ETA ${formatDuration(etaSeconds)}`;
+  const eta = etaSeconds === null ? '' : `, ETA ${formatElapsed(etaSeconds)}`;
   return `${label}: ${share}${state.rows} rows, ${Math.round(rowsPerSecond)} rows/s${eta}`;
 }
 

@@ -3,7 +3,7 @@
  * Derived from the zod schema, never written by hand.
  */
 import { z } from 'zod';
-import { formatDuration } from './duration.js';
+import { formatDuration } from '../time/duration.js';
 import { configSchema } from './schema.js';
 
 type ZodDef = { type: string; innerType?: { _zod: { def: ZodDef } }; in?: { _zod: { def: ZodDef } }; out?: { _zod: { def: ZodDef } }; defaultValue?: unknown };

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { validateDetailed as validateCron } from 'node-cron';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../time/duration.js';
 
 const duration = () =>
   z.union([z.string(), z.number().positive()]).transform((raw, ctx) => {

@@ -4,7 +4,7 @@
  * Pure string building: no I/O, no terminal queries; the caller passes the width.
  */
 
-import { formatDuration } from '../config/duration.js';
+import { formatDuration } from '../time/duration.js';
 
 export interface ForecastForDisplay {
   forecast: string;

@@ -8,6 +8,7 @@
  *   GET /api/forecasts/<name>/history        actuals of the target on the forecast's grid; ?from=&to= (ISO or epoch ms)
  *   GET /api/models/<forecast>               model versions, newest first, with their loss curves and metrics; ?limit=
  */
+import { parseTimestamp, timeZone } from '../time/timestamps.js';
 import type { ForecastConfig } from '../config/schema.js';
 import type { TrainingSummary } from '../model/training.js';
 import type { ForecastMessage } from '../publish/forecastMessage.js';
@@ -43,11 +44,12 @@ const notFound = (message: string): ApiResponse => ({ status: 404, body: { error
 const badRequest = (message: string): ApiResponse => ({ status: 400, body: { error: message } });
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-/** ISO 8601 or epoch milliseconds; undefined when absent, NaN when unparseable. */
+const UTC = timeZone('UTC');
+
+/** A date and time (UTC when it names no zone) or epoch seconds / milliseconds; undefined when absent, NaN when unparseable. */
 function parseTime(raw: string | null): number | undefined {
   if (raw === null || raw === '') return undefined;
-  if (/^-?\d+(\.\d+)?$/.test(raw)) return Number(raw);
-  return Date.parse(raw);
+  return parseTimestamp(raw, UTC);
 }
 
 export function handleApi(path: string, query: URLSearchParams, sources: ApiSources): ApiResponse {

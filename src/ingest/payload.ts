@@ -20,6 +20,7 @@
  * JSON is parsed only after two cheap checks on the text: size (`maxPayloadBytes`) and bracket depth (`too_deep`),
  * so that neither a huge nor a deeply nested document reaches JSON.parse or any code that walks the result.
  */
+import { epochToMs, parseInstant } from '../time/timestamps.js';
 
 export const REJECTION_REASONS = [
   'too_large', 'not_text', 'not_a_number', 'non_finite', 'out_of_range', 'bad_json_shape',
@@ -74,8 +75,6 @@ const PLAIN_NUMBER = /^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$/;
 const TIMESTAMP_KEYS = ['ts', 'time', 'timestamp'];
 const VALUE_KEYS = ['value', 'v', 'val'];
 const FIELD_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$/;
-/** Below this an epoch number is seconds (1e11 s is the year 5138; 1e11 ms is 1973). */
-const SECONDS_LIMIT = 1e11;
 
 /** RFC 8428 §4.5.1: the concatenated name is made of these characters (the RFC also wants it to start with A-Za-z0-9). */
 const SENML_NAME = /^[A-Za-z0-9\-:./_]*$/;
@@ -101,19 +100,13 @@ function checkValue(value: unknown): RejectionReason | null {
   return null;
 }
 
-/** Epoch seconds, epoch milliseconds or an ISO 8601 string with a zone; returns ms or null. */
+/** Epoch seconds, epoch milliseconds or a date and time with its zone (src/time/timestamps.ts); returns ms or null. */
 export function parseTimestamp(raw: unknown): number | null {
-  if (typeof raw === 'number') {
-    if (!Number.isFinite(raw) || raw <= 0) return null;
-    return Math.round(raw < SECONDS_LIMIT ? raw * 1000 : raw);
-  }
-  if (typeof raw === 'string') {
-    // A time without a zone is ambiguous on a gateway whose zone may differ from the device's: refuse it.
-    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(raw)) return null;
-    const ms = Date.parse(raw);
-    return Number.isFinite(ms) ? ms : null;
-  }
-  return null;
+  if (typeof raw === 'number') return Number.isFinite(raw) && raw > 0 ? epochToMs(raw) : null;
+  if (typeof raw !== 'string') return null;
+  // In JSON an epoch is a number: a quoted one is more likely a counter or a device's bug than a time.
+  const ms = parseInstant(raw, { epochDigits: false });
+  return Number.isFinite(ms) ? ms : null;
 }
 
 /** `new Date(ts).toISOString()` throws beyond ±8.64e15 ms, and a rejection must never throw. */

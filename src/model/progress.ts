@@ -1,3 +1,4 @@
+import { progressBar } from '../time/duration.js';
 /**
  * Keras's `verbose` for fit(): 0 silent, 1 an animated progress bar per batch, 2 one line per epoch.
  * Written as a tfjs callback config so that it composes with the other callbacks.
@@ -32,13 +33,12 @@ export function progressCallback(verbose: Verbosity, options: { epochs: number; 
     onBatchEnd: async (batch: number, logs?: EpochLogs) => {
       if (verbose !== 1) return;
       const done = batch + 1;
-      const filled = Math.max(1, Math.min(width, Math.round((done / options.batchesPerEpoch) * width)));
-      const bar = '='.repeat(Math.max(0, filled - 1)) + (filled < width ? '>' : '=') + '.'.repeat(width - filled);
+      const bar = progressBar(done / options.batchesPerEpoch, width);
       options.write(`\r${done}/${options.batchesPerEpoch} [${bar}] - ${formatLogs(logs)}`);
     },
     onEpochEnd: async (epoch: number, logs?: EpochLogs) => {
       const seconds = ((performance.now() - epochStartedAt) / 1000).toFixed(1);
-      if (verbose === 1) options.write(`\r${options.batchesPerEpoch}/${options.batchesPerEpoch} [${'='.repeat(width)}] - ${seconds}s - ${formatLogs(logs)}\n`);
+      if (verbose === 1) options.write(`\r${options.batchesPerEpoch}/${options.batchesPerEpoch} [${progressBar(1, width)}] - ${seconds}s - ${formatLogs(logs)}\n`);
       if (verbose === 2) options.write(`Epoch ${epoch + 1}/${options.epochs} - ${seconds}s - ${formatLogs(logs)}\n`);
     },
   };

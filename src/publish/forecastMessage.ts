@@ -1,5 +1,5 @@
 import { FORECAST_MESSAGE_VERSION, type ForecastMessage, type ForecastPointMessage } from '../contracts/forecastMessage.js';
-import { formatDuration } from '../config/duration.js';
+import { formatDuration } from '../time/duration.js';
 import type { BackendName } from '../model/backend.js';
 import { levelKey, type Readiness, type ServedBy } from '../model/evaluation/index.js';
 import type { ForecastResult } from '../model/forecaster.js';

@@ -16,7 +16,7 @@
 import type { MqttClient } from 'mqtt';
 import type { Route } from '../broker/inbound.js';
 import { forecastTopic, homeAssistantBirthTopic, homeAssistantDiscoveryTopic, summaryTopic } from '../broker/topics.js';
-import { formatDuration } from '../config/duration.js';
+import { formatDuration } from '../time/duration.js';
 import type { Config, ForecastConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ForecastMessage } from './forecastMessage.js';

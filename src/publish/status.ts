@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import cron from 'node-cron';
-import { formatDuration } from '../config/duration.js';
+import { formatDuration } from '../time/duration.js';
 import type { ForecastConfig } from '../config/schema.js';
 import type { IngestHealth } from '../ingest/ingestRoute.js';
 import type { Logger } from '../log.js';

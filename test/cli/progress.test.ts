@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatDuration, Progress, progressFigures, renderBar, renderLine } from '../../src/cli/progress.js';
+import { Progress, progressFigures, renderBar, renderLine } from '../../src/cli/progress.js';
+import { formatElapsed } from '../../src/time/duration.js';
 
 function recorder(isTTY: boolean, columns = 100) {
   const writes: string[] = [];
@@ -14,7 +15,7 @@ describe('progress figures', () => {
   });
 
   it('writes durations the way people read them', () => {
-    assert.deepEqual([formatDuration(4.4), formatDuration(185), formatDuration(3720), formatDuration(Number.NaN)], ['4s', '3m05s', '1h02m', '?']);
+    assert.deepEqual([formatElapsed(4.4), formatElapsed(185), formatElapsed(3720), formatElapsed(Number.NaN)], ['4s', '3m05s', '1h02m', '?']);
   });
 });
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { ColumnPlanError, planColumns, sanitizeColumnName } from '../../src/ingest/csv/columns.js';
 import { importCsv, type CsvImportOptions } from '../../src/ingest/csv/importer.js';
 import { CsvParser, detectDelimiter } from '../../src/ingest/csv/parser.js';
-import { parseTimestamp, timeZone } from '../../src/ingest/csv/timestamps.js';
+import { parseTimestamp, timeZone } from '../../src/time/timestamps.js';
 import { parseDecimal } from '../../src/ingest/csv/values.js';
 import { openDatabase } from '../../src/store/database.js';
 import { ReadingStore } from '../../src/store/readings.js';

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../../config/load.js';
 import { statePaths } from '../../daemon/paths.js';
-import { parseTimestamp, timeZone, type TimeZone } from '../../ingest/csv/timestamps.js';
+import { parseTimestamp, timeZone, type TimeZone } from '../../time/timestamps.js';
 import { initBackend } from '../../model/backend.js';
 import { BacktestError, backtestCsv, backtestTable, runBacktest, type BacktestResult } from '../../model/backtest.js';
 import { openDatabase } from '../../store/database.js';
@@ -32,7 +32,7 @@ const defaultIo = (): BacktestCommandIo => ({ stdout: (text) => process.stdout.w
 
 function parseTime(option: string, text: string | undefined, zone: TimeZone): number | undefined {
   if (text === undefined) return undefined;
-  const ms = /^\d{12,}$/.test(text) ? Number(text) : parseTimestamp(text, zone);
+  const ms = parseTimestamp(text, zone);
   if (Number.isNaN(ms)) throw new UsageError(`--${option} ${JSON.stringify(text)}: not a time; write e.g. 2004-11-01T00:00:00Z, 2004-11-01 or epoch milliseconds`);
   return ms;
 }

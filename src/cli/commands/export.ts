@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../../config/load.js';
 import { SERIES_NAME } from '../../config/schema.js';
 import { statePaths } from '../../daemon/paths.js';
-import { parseTimestamp, type TimeZone } from '../../ingest/csv/timestamps.js';
+import { parseTimestamp, type TimeZone } from '../../time/timestamps.js';
 import { openDatabase } from '../../store/database.js';
 import { csvLines } from '../../store/export.js';
 import { ReadingStore } from '../../store/readings.js';

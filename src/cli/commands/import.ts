@@ -5,7 +5,7 @@ import type { Config } from '../../config/schema.js';
 import { statePaths } from '../../daemon/paths.js';
 import { ColumnPlanError } from '../../ingest/csv/columns.js';
 import { csvFileSource, CsvFormatError, importCsv, type CsvSource, type ImportSummary } from '../../ingest/csv/importer.js';
-import { timeZone, type TimeZone } from '../../ingest/csv/timestamps.js';
+import { timeZone, type TimeZone } from '../../time/timestamps.js';
 import { openDatabase } from '../../store/database.js';
 import { ReadingStore } from '../../store/readings.js';
 import { Progress } from '../progress.js';

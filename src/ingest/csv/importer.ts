@@ -14,7 +14,7 @@ import { basename } from 'node:path';
 import type { ReadingStore, SeriesColumn } from '../../store/readings.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { CsvParser, detectDelimiter } from './parser.js';
-import { parseTimestamp, type TimeZone } from './timestamps.js';
+import { parseTimestamp, type TimeZone } from '../../time/timestamps.js';
 import { MAX_ABS_VALUE, parseDecimal } from './values.js';
 
 /** The file cannot be imported at all (it is empty, or has no header). */

@@ -1,14 +1,17 @@
 /**
- * Timestamps in CSV files, and the time zone that gives meaning to those written without one.
+ * Every timestamp forecastd reads, in one place: CSV cells, MQTT payloads (`epochToMs`, `parseInstant`), CLI options
+ * and API queries; and the time zone that gives meaning to those written without one.
  *
  * Accepted (per cell):
  *   2004-03-10T18:00:00   2004-03-10 18:00   2004-03-10T18:00:00.250+01:00   2004-03-10T17:00:00Z
  *   2004-03-10 (midnight)   2004-03 (the first of the month, midnight)
  *   10/03/2004 18.00.00 (day first, as in the raw UCI file; `:` or `.` between the time's parts)
  *   1078941600 (epoch seconds)   1078941600000 (epoch milliseconds): digits only, at least 9 of them,
- *   below 1e11 read as seconds, as the MQTT payload decoder does
+ *   below 1e11 read as seconds (`epochToMs`, the rule of the MQTT payloads too)
  * A time with a zone (`Z`, `+01:00`, `+0100`, `+01`) is exact. A time without one is a wall-clock time in the
- * import's time zone (see `timeZone`). Fractions of a second beyond milliseconds are truncated.
+ * import's time zone (see `timeZone`); `parseInstant` refuses it. Fractions of a second beyond milliseconds are
+ * truncated in a time of day; an epoch number is rounded to the millisecond (seconds × 1000 is not exact in binary:
+ * 1764327600.123 × 1000 is 1764327600122.9998).
  */
 
 const DAY_MS = 86_400_000;
@@ -229,8 +232,26 @@ function withTime(day0: number, text: string, start: number, zone: TimeZone): nu
   return time.offsetMs === null ? zone.wallToUtc(day0 + time.ms) : day0 + time.ms - time.offsetMs;
 }
 
-/** Below this an epoch number is seconds (1e11 s is the year 5138; 1e11 ms is 1973), as in the MQTT decoder. */
+/** Below this an epoch number is seconds (1e11 s is the year 5138; 1e11 ms is 1973). */
 const SECONDS_LIMIT = 1e11;
+
+/** Epoch seconds or milliseconds (below 1e11: seconds) as milliseconds, rounded to the millisecond. */
+export function epochToMs(value: number): number {
+  return Math.round(value < SECONDS_LIMIT ? value * 1000 : value);
+}
+
+/** A zone for times that must carry their own: a wall-clock time without a zone has no instant (NaN). */
+const ZONE_REQUIRED: TimeZone = { name: 'required', nonexistent: 0, ambiguous: 0, wallToUtc: () => Number.NaN };
+
+/**
+ * An instant that says which one it is: a date and time with its zone (`2026-11-28T10:00:00Z`, `…+01:00`), or epoch
+ * seconds or milliseconds as digits. NaN for anything else, a time without a zone included (on a gateway whose zone
+ * may differ from the device's, it is ambiguous).
+ */
+export function parseInstant(text: string, options: { epochDigits?: boolean } = {}): number {
+  if (options.epochDigits === false && /^\s*\d+(\.\d+)?\s*$/.test(text)) return Number.NaN;
+  return parseTimestamp(text, ZONE_REQUIRED);
+}
 
 function parseEpoch(text: string): number {
   let integerDigits = 0;
@@ -249,6 +270,5 @@ function parseEpoch(text: string): number {
       if (!(digit >= 0 && digit <= 9)) return Number.NaN;
     }
   }
-  const value = Number(text);
-  return Math.floor(value < SECONDS_LIMIT ? value * 1000 : value);
+  return epochToMs(Number(text));
 }
