@@ -8,12 +8,9 @@ import type { Config, ForecastConfig } from '../config/schema.js';
 import { statePaths } from '../daemon/paths.js';
 import { forecastCheckpoints } from '../model/stores.js';
 import type { ForecastMessage } from '../publish/forecastMessage.js';
-import { openDatabase, type Db } from '../store/database.js';
-import { ModelPinStore } from '../store/modelPins.js';
-import { ModelVersionStore } from '../store/modelVersions.js';
-import { PublishedForecastStore } from '../store/publishedForecasts.js';
-import { ReadingStore } from '../store/readings.js';
-import { SeriesCatalog } from '../store/seriesCatalog.js';
+import type { Db } from '../store/database.js';
+import { openSqliteStore, type SqliteStore } from '../store/sqliteStore.js';
+import type { ModelPins, ModelVersions, PublishedForecasts, Readings, SeriesCatalogView } from '../store/store.js';
 import { UsageError } from './usage.js';
 
 /** A problem with the state on disk (no database yet): exit code 1 with a message that says what to do. */
@@ -23,12 +20,12 @@ export interface StateReader {
   readonly db: Db;
   readonly databasePath: string;
   readonly checkpointRoot: string;
-  readonly readings: ReadingStore;
-  readonly versions: ModelVersionStore;
-  readonly catalog: SeriesCatalog;
+  readonly readings: Readings;
+  readonly versions: ModelVersions;
+  readonly catalog: SeriesCatalogView;
   /** Null when the database predates the table (the daemon of this version has not run on it yet). */
-  readonly published: PublishedForecastStore | null;
-  readonly pins: ModelPinStore | null;
+  readonly published: PublishedForecasts | null;
+  readonly pins: ModelPins | null;
   fileSizes(): { db: number; wal: number };
   /** The version the serving checkpoint store holds now (what the daemon loads), verified; null without one. */
   servingCheckpointVersion(forecast: ForecastConfig): Promise<string | null>;
@@ -48,17 +45,19 @@ const hasTable = (db: Db, table: string) => db.prepare("SELECT 1 FROM sqlite_mas
 
 export function openState(config: Config, options: { write?: boolean } = {}): StateReader {
   const { databasePath, checkpointRoot } = statePaths(config);
-  let db: Db;
+  let store: SqliteStore;
   try {
-    db = openDatabase({ path: databasePath, synchronous: config.storage.synchronous, readonly: !options.write }).db;
+    // A CLI reader says so on stderr, so that a refused record is not silently missing from its output.
+    store = openSqliteStore({ path: databasePath, synchronous: config.storage.synchronous, readonly: !options.write, onRefused: (refusal) => process.stderr.write(`forecastd: ${refusal.message} (left out)\n`) });
   } catch (error) {
     throw new StateError(
       `cannot open the database ${databasePath}: ${(error as Error).message}\n` +
         `  (storage.stateDir is ${config.storage.stateDir}: has the daemon run with this config? \`forecastd run --config <file>\` creates it)`,
     );
   }
-  const published = hasTable(db, 'published_forecasts') ? new PublishedForecastStore(db, (refusal) => process.stderr.write(`forecastd: ${refusal.message} (left out)\n`)) : null;
-  const pins = hasTable(db, 'model_pins') ? new ModelPinStore(db) : null;
+  const { db } = store;
+  const published = hasTable(db, 'published_forecasts') ? store.published : null;
+  const pins = hasTable(db, 'model_pins') ? store.pins : null;
   const size = (path: string) => {
     try {
       return statSync(path).size;
@@ -70,10 +69,9 @@ export function openState(config: Config, options: { write?: boolean } = {}): St
     db,
     databasePath,
     checkpointRoot,
-    readings: new ReadingStore(db),
-    // A CLI reader says so on stderr, so that a refused record is not silently missing from its output.
-    versions: new ModelVersionStore(db, (refusal) => process.stderr.write(`forecastd: ${refusal.message} (left out)\n`)),
-    catalog: new SeriesCatalog(db),
+    readings: store.readings,
+    versions: store.versions,
+    catalog: store.catalog,
     published,
     pins,
     fileSizes: () => ({ db: size(databasePath), wal: size(`${databasePath}-wal`) }),
@@ -86,7 +84,7 @@ export function openState(config: Config, options: { write?: boolean } = {}): St
       const infos = await forecastCheckpoints(checkpointRoot, forecast).serving.list();
       return [...new Set(infos.map((info) => info.meta.version).filter((version): version is string => typeof version === 'string'))];
     },
-    close: () => db.close(),
+    close: () => store.close(),
   };
 }
 

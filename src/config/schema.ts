@@ -189,6 +189,9 @@ const forecastSchema = z
   .strict()
   .meta({ description: 'One forecast: the series it predicts, its time grid and its model.' });
 
+/** The payload formats a topic rule can name; each has its decoder in src/ingest/payload.ts (DECODERS). */
+export const PAYLOAD_FORMATS = ['auto', 'number', 'json', 'senml'] as const;
+
 const topicRuleSchema = z
   .object({
     filter: z.string().min(1).meta({ description: 'MQTT subscription filter, e.g. sensors/+/+ .' }),
@@ -196,7 +199,7 @@ const topicRuleSchema = z
     series: z.string().min(1).default('{device}.{metric}').meta({
       description: 'Series name template filled from the named segments; JSON object fields append ".<field>", SenML names ".<bn+n>".',
     }),
-    format: z.enum(['auto', 'number', 'json', 'senml']).optional().meta({
+    format: z.enum(PAYLOAD_FORMATS).optional().meta({
       description:
         'Payload format; unset means auto. auto: a plain number, JSON (a value object, an object of numeric fields, an array of those) or SenML (RFC 8428, told by its labels). number: plain numbers only. json: JSON, never read as SenML. senml: SenML JSON only.',
     }),

@@ -31,15 +31,9 @@ import { Scheduler } from '../scheduler/scheduler.js';
 import { trainRequestRoute } from '../scheduler/trainRequests.js';
 import { TrainingPool } from '../scheduler/trainingPool.js';
 import { TrainingRunner, type TrainingRequestOutcome } from '../scheduler/trainingRunner.js';
-import { openDatabase } from '../store/database.js';
-import { DeadLetterStore } from '../store/deadLetters.js';
 import { Housekeeping } from '../store/housekeeping.js';
-import { IssuedForecastStore } from '../store/issuedForecasts.js';
-import { ModelPinStore } from '../store/modelPins.js';
-import { ModelVersionStore } from '../store/modelVersions.js';
-import { OutboxStore } from '../store/outbox.js';
-import { PublishedForecastStore } from '../store/publishedForecasts.js';
-import { ReadingStore } from '../store/readings.js';
+import { openSqliteStore } from '../store/sqliteStore.js';
+import type { Readings } from '../store/store.js';
 import { RetentionJob } from '../store/retention.js';
 import { WriteMeter } from '../store/writeMeter.js';
 import { startObservability } from './observability.js';
@@ -64,7 +58,7 @@ export interface Daemon {
   readonly ingestor: Ingestor;
   /** The ingest route: its health, its group-commit counters, and a listener per commit. */
   readonly ingest: Pick<IngestRoute, 'health' | 'counters' | 'onCommit'>;
-  readonly readings: ReadingStore;
+  readonly readings: Readings;
   readonly trainings: TrainingRunner;
   readonly pool: TrainingPool;
   readonly forecasts: ForecastJobs;
@@ -93,11 +87,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const child = (component: string) => log.child({ component });
 
   // The store.
-  const { db, quarantined } = openDatabase({ path: databasePath, synchronous: config.storage.synchronous, log: child('store') });
-  if (quarantined) log.error({ quarantinedAs: quarantined }, 'started with an empty database after quarantining a corrupt one');
-  const readings = new ReadingStore(db);
-  const versions = new ModelVersionStore(db, (refusal) => log.error({ err: refusal.message }, 'a stored training record was refused (left out; its model version is not used)'));
-  const pins = new ModelPinStore(db);
+  const store = openSqliteStore({
+    path: databasePath,
+    synchronous: config.storage.synchronous,
+    log: child('store'),
+    clock,
+    outboxMaxPending: config.publish.outbox.maxPending,
+    deadLetter: config.ingest.deadLetter,
+    onRefused: (refusal) => log.error({ err: refusal.message }, 'a stored record was refused (left out; see the message for which)'),
+  });
+  const { db, readings, versions, pins } = store;
+  if (store.quarantinedAs) log.error({ quarantinedAs: store.quarantinedAs }, 'started with an empty database after quarantining a corrupt one');
 
   // Inference runs here on the main thread; the native addon is left to the (single) training thread.
   const { tf, name: backend, skipped } = await initBackend(config.model.backend, { allowNative: false });
@@ -120,7 +120,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
     clock,
     log: child('ingest'),
-    deadLetters: config.ingest.deadLetter.enabled ? new DeadLetterStore(db, config.ingest.deadLetter, clock()) : undefined,
+    deadLetters: store.deadLetters ?? undefined,
   });
   const ingest = new IngestRoute({ ingestor, store: readings, filters: topicMapper.filters, requestRedelivery: () => client.reconnect(), log: child('ingest') });
   link.setFallbackRoute(ingest);
@@ -132,7 +132,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // The sinks: forecasts go out through the outbox table, kept until the broker's PUBACK, across disconnects and restarts.
   const outbox = new ForecastPublisher({
     client,
-    outbox: new OutboxStore(db, { maxPending: config.publish.outbox.maxPending, clock }),
+    outbox: store.outbox,
     config: { publish: config.publish, baseTopic: config.mqtt.baseTopic },
     clock,
     log: child('publish'),
@@ -166,7 +166,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     onProgress: options.onProgress,
   });
   // Live accuracy: every issued forecast is kept for a few days and scored after each tick.
-  const liveAccuracy = new LiveAccuracyJob({ issued: new IssuedForecastStore(db), readings, clock, publish: (report) => sinks.publishAccuracy(report), log: child('accuracy') });
+  const liveAccuracy = new LiveAccuracyJob({ issued: store.issued, readings, clock, publish: (report) => sinks.publishAccuracy(report), log: child('accuracy') });
   const forecasting = new ForecastService({
     forecasts: config.forecasts,
     tf,
@@ -176,11 +176,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     versions,
     pins,
     // The last published forecast per forecast, kept across restarts for the CLI, the API and the dashboard.
-    published: new PublishedForecastStore(db, (refusal) => log.error({ err: refusal.message }, 'a stored forecast message was refused (left out)')),
+    published: store.published,
     trainings,
     sinks,
     liveAccuracy,
-    transaction: (work) => db.transaction(work)(),
+    transaction: (work) => store.transaction(work),
     clock,
     log: child('forecast'),
   });
@@ -208,9 +208,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const observability = await startObservability({
     config,
-    db,
-    databasePath,
-    databaseQuarantinedAs: quarantined,
+    store,
     startedAt,
     clock,
     tf,
@@ -220,9 +218,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     brokerDrops,
     ingestor,
     ingest,
-    readings,
-    versions,
-    pins,
     forecasting,
     trainings,
     outbox,
@@ -273,7 +268,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             // PUBACKs that came in time are recorded by now; forecasts still pending go out at the next start.
             { name: 'stop sinks', run: () => sinks.stop() },
             { name: 'dispose models', run: () => forecasting.dispose() },
-            { name: 'close database', run: () => db.close() },
+            { name: 'close database', run: () => store.close() },
           ],
           child('shutdown'),
           { defaultTimeoutMs: Math.round(budgetMs / 2) },

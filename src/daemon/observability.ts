@@ -24,18 +24,12 @@ import { forecastdVersion, StatusReporter, type DaemonView } from '../publish/st
 import type { LiveAccuracyJob } from '../scheduler/accuracyJob.js';
 import type { ForecastService } from '../scheduler/forecastService.js';
 import type { TrainingRunner } from '../scheduler/trainingRunner.js';
-import type { Db } from '../store/database.js';
-import type { ModelPinStore } from '../store/modelPins.js';
-import type { ModelVersionStore } from '../store/modelVersions.js';
-import type { ReadingStore } from '../store/readings.js';
-import { SeriesCatalog } from '../store/seriesCatalog.js';
+import type { SqliteStore } from '../store/sqliteStore.js';
 import { readProcessWriteBytes } from '../store/writeMeter.js';
 
 export interface ObservedParts {
   config: Config;
-  db: Db;
-  databasePath: string;
-  databaseQuarantinedAs: string | null;
+  store: SqliteStore;
   startedAt: number;
   clock: () => number;
   tf: Tf;
@@ -45,9 +39,6 @@ export interface ObservedParts {
   brokerDrops: BrokerDropWatch | null;
   ingestor: Ingestor;
   ingest: IngestRoute;
-  readings: ReadingStore;
-  versions: ModelVersionStore;
-  pins: ModelPinStore;
   forecasting: ForecastService;
   trainings: TrainingRunner;
   outbox: ForecastPublisher;
@@ -64,7 +55,8 @@ export interface Observability {
 
 /** The daemon as the status document, the dashboard and /metrics see it. */
 function daemonView(parts: ObservedParts): DaemonView {
-  const { config, forecasting, trainings, versions } = parts;
+  const { config, forecasting, trainings } = parts;
+  const { versions } = parts.store;
   return {
     version: forecastdVersion(),
     startedAt: parts.startedAt,
@@ -73,7 +65,7 @@ function daemonView(parts: ObservedParts): DaemonView {
     clock: parts.clock,
     brokerConnected: () => parts.link.client.connected,
     ingest: () => parts.ingest.health(),
-    databaseQuarantinedAs: parts.databaseQuarantinedAs,
+    databaseQuarantinedAs: parts.store.quarantinedAs,
     forecasts: () =>
       config.forecasts.map((forecast) => ({
         config: forecast,
@@ -99,7 +91,8 @@ const walBytesOf = (databasePath: string) => {
 export async function startObservability(parts: ObservedParts): Promise<Observability> {
   const { config, log, clock, link } = parts;
   const view = daemonView(parts);
-  const catalog = new SeriesCatalog(parts.db);
+  const { store } = parts;
+  const { catalog } = store;
   const telemetry = config.http.enabled ? new Telemetry({ readingsStored: () => parts.ingestor.counters.stored }) : null;
   if (telemetry) parts.forecasting.onTrained((summary) => telemetry.recordTraining(summary));
   let homeAssistant: HomeAssistantPublisher | null = null;
@@ -111,16 +104,16 @@ export async function startObservability(parts: ObservedParts): Promise<Observab
         log: log.child({ component: 'http' }),
         view,
         forecasts: config.forecasts,
-        readings: parts.readings,
+        readings: store.readings,
         catalog,
-        versions: parts.versions,
-        pins: parts.pins,
+        versions: store.versions,
+        pins: store.pins,
         lastMessage,
         readiness: () =>
           readinessCheck({
             brokerConnected: () => link.client.connected,
             brokerUrl: config.mqtt.url,
-            db: parts.db,
+            db: store.db,
             ingest: () => parts.ingest.health(),
             forecasts: config.forecasts,
             lastTick: (name) => parts.forecasting.lastTicks.get(name),
@@ -135,7 +128,7 @@ export async function startObservability(parts: ObservedParts): Promise<Observab
             forecastCounters: parts.forecasting.jobs.counters,
             forecastsPublished: () => parts.outbox.published,
             outbox: () => ({ ...parts.outbox.backlog(), ...parts.outbox.counters }),
-            database: () => ({ ...catalog.size(), walBytes: walBytesOf(parts.databasePath) }),
+            database: () => ({ ...catalog.size(), walBytes: walBytesOf(store.path) }),
             writtenBytes: () => readProcessWriteBytes(),
             tensorCount: () => parts.tf.memory().numTensors,
             telemetry,

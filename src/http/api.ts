@@ -8,24 +8,21 @@
  *   GET /api/forecasts/<name>/history        actuals of the target on the forecast's grid; ?from=&to= (ISO or epoch ms)
  *   GET /api/models/<forecast>               model versions, newest first, with their loss curves and metrics; ?limit=
  */
+import type { ModelPins, ModelVersions, Readings, SeriesCatalogView } from '../store/store.js';
 import { parseTimestamp, timeZone } from '../time/timestamps.js';
 import type { ForecastConfig } from '../config/schema.js';
 import type { TrainingSummary } from '../model/training.js';
 import type { ForecastMessage } from '../publish/forecastMessage.js';
 import { statusDocument, type DaemonView } from '../publish/status.js';
-import type { ModelPinStore } from '../store/modelPins.js';
-import type { ModelVersionStore } from '../store/modelVersions.js';
-import type { ReadingStore } from '../store/readings.js';
-import type { SeriesCatalog } from '../store/seriesCatalog.js';
 import { alignDown, resampleMean } from '../windowing/index.js';
 
 export interface ApiSources {
   view: DaemonView;
   forecasts: ReadonlyArray<ForecastConfig>;
-  readings: ReadingStore;
-  catalog: SeriesCatalog;
-  versions: ModelVersionStore;
-  pins: ModelPinStore;
+  readings: Readings;
+  catalog: SeriesCatalogView;
+  versions: ModelVersions;
+  pins: ModelPins;
   lastMessage: (forecast: string) => ForecastMessage | null;
 }
 

@@ -9,9 +9,9 @@
  * here, in arrival order, and retried on the same connection until a commit succeeds. No reconnect is needed (that
  * would also throw away mqtt.js's outgoing in-flight store), and no message is processed, nor a line logged, per arrival.
  */
+import type { Readings } from '../store/store.js';
 import type { Delivery, Route, SubscribeOutcome } from '../broker/inbound.js';
 import type { Logger } from '../log.js';
-import type { ReadingStore } from '../store/readings.js';
 import type { Ingestor } from './ingestor.js';
 
 export interface IngestRouteOptions {
@@ -81,7 +81,7 @@ export class IngestRoute implements Route {
   constructor(
     private readonly deps: {
       ingestor: Ingestor;
-      store: ReadingStore;
+      store: Readings;
       filters: readonly string[];
       /** A new connection, so that the broker resends what did not fit in memory while storage failed. */
       requestRedelivery: () => void;

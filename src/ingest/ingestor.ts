@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
+import type { DeadLetters, Readings } from '../store/store.js';
 import { clockIsPlausible, EARLIEST_PLAUSIBLE_CLOCK_MS } from '../clock.js';
 import { SERIES_NAME } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { DeadLetterStore } from '../store/deadLetters.js';
-import type { ReadingStore } from '../store/readings.js';
 import { decodePayload, REJECTION_REASONS, type DecodeLimits, type RejectionReason } from './payload.js';
 import type { TopicMapper } from './topics.js';
 
@@ -40,7 +39,7 @@ export class Ingestor {
 
   constructor(
     private readonly deps: {
-      store: ReadingStore;
+      store: Readings;
       mapper: TopicMapper;
       limits: DecodeLimits;
       clock: () => number;
@@ -51,7 +50,7 @@ export class Ingestor {
       elapsed?: () => number;
       log: Logger;
       /** When set, every rejected message is also written there (ingest.deadLetter.enabled). */
-      deadLetters?: Pick<DeadLetterStore, 'record'>;
+      deadLetters?: Pick<DeadLetters, 'record'>;
     },
   ) {}
 

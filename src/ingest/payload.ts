@@ -20,6 +20,7 @@
  * JSON is parsed only after two cheap checks on the text: size (`maxPayloadBytes`) and bracket depth (`too_deep`),
  * so that neither a huge nor a deeply nested document reaches JSON.parse or any code that walks the result.
  */
+import type { PAYLOAD_FORMATS } from '../config/schema.js';
 import { epochToMs, parseInstant } from '../time/timestamps.js';
 
 export const REJECTION_REASONS = [
@@ -30,8 +31,8 @@ export const REJECTION_REASONS = [
 ] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
 
-/** The `format` of a topic rule (config/schema.ts); unset means auto. */
-export type PayloadFormatName = 'auto' | 'number' | 'json' | 'senml';
+/** The `format` of a topic rule (config/schema.ts, PAYLOAD_FORMATS); unset means auto. */
+export type PayloadFormatName = (typeof PAYLOAD_FORMATS)[number];
 
 /** How a topic rule's payloads are read. Paths are dot paths into a JSON object (`data.temp`). */
 export interface PayloadFormat {
@@ -325,6 +326,56 @@ function looksLikeSenml(array: Json[]): boolean {
   return isObject(first) && Object.keys(first).some((label) => SENML_LABELS.has(label));
 }
 
+/** A plain number (`21.5`) as one reading at the receive time; null when the text is not one. */
+function plainNumber(text: string, context: Context): DecodeResult | null {
+  if (!PLAIN_NUMBER.test(text)) return null;
+  const value = Number(text);
+  const problem = checkValue(value);
+  return problem ? reject(problem, 'plain number out of range') : { ok: true, readings: [{ ts: context.nowMs, value }] };
+}
+
+/** JSON text, parsed only after the depth check. */
+function parseJson(text: string): { json: Json } | Rejection {
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return reject('too_deep', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+  try {
+    return { json: JSON.parse(text) as Json };
+  } catch {
+    return reject('not_a_number', 'neither a number nor JSON');
+  }
+}
+
+/** A JSON document of readings: an object (one reading, or one per numeric field), or an array of them (or SenML). */
+function decodeJson(text: string, context: Context, senml: 'detect' | 'never'): DecodeResult {
+  const parsed = parseJson(text);
+  if (!('json' in parsed)) return parsed;
+  const { json } = parsed;
+  if (Array.isArray(json)) {
+    const { format } = context;
+    const isSenml = senml === 'detect' && format.valuePath === undefined && format.timestampPath === undefined && looksLikeSenml(json);
+    return isSenml ? decodeSenml(json, context) : decodeBatch(json, context);
+  }
+  if (isObject(json)) {
+    const readings: DecodedReading[] = [];
+    return decodeObject(json, context, readings) ?? { ok: true, readings };
+  }
+  return reject('bad_json_shape', `JSON ${json === null ? 'null' : typeof json} is not a reading`);
+}
+
+/**
+ * The payload formats, by the name a topic rule's `format` gives (the names are config/schema.ts's PAYLOAD_FORMATS:
+ * a new format is a name there and a decoder here). Each gets the payload as UTF-8 text, already size-checked.
+ */
+const DECODERS: Record<PayloadFormatName, (text: string, context: Context) => DecodeResult> = {
+  number: (text, context) => plainNumber(text, context) ?? reject('not_a_number', 'not a plain number'),
+  json: (text, context) => plainNumber(text, context) ?? decodeJson(text, context, 'never'),
+  senml: (text, context) => {
+    const parsed = parseJson(text);
+    if (!('json' in parsed)) return parsed;
+    return Array.isArray(parsed.json) ? decodeSenml(parsed.json, context) : reject('bad_json_shape', `JSON ${typeof parsed.json} is not a SenML pack`);
+  },
+  auto: (text, context) => plainNumber(text, context) ?? decodeJson(text, context, 'detect'),
+};
+
 export function decodePayload(payload: Uint8Array, nowMs: number, limits: DecodeLimits, format: PayloadFormat = AUTO_FORMAT): DecodeResult {
   if (payload.byteLength > limits.maxPayloadBytes) return reject('too_large', `${payload.byteLength} bytes > ${limits.maxPayloadBytes}`);
   let text: string;
@@ -333,33 +384,5 @@ export function decodePayload(payload: Uint8Array, nowMs: number, limits: Decode
   } catch {
     return reject('not_text', 'payload is not UTF-8 text');
   }
-  const context: Context = { nowMs, limits, maxReadings: limits.maxReadings ?? DEFAULT_MAX_READINGS, format };
-
-  if (format.format !== 'senml' && PLAIN_NUMBER.test(text)) {
-    const value = Number(text);
-    const problem = checkValue(value);
-    return problem ? reject(problem, 'plain number out of range') : { ok: true, readings: [{ ts: nowMs, value }] };
-  }
-  if (format.format === 'number') return reject('not_a_number', 'not a plain number');
-
-  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return reject('too_deep', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
-  let parsed: Json;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return reject('not_a_number', 'neither a number nor JSON');
-  }
-
-  if (format.format === 'senml') {
-    return Array.isArray(parsed) ? decodeSenml(parsed, context) : reject('bad_json_shape', `JSON ${typeof parsed} is not a SenML pack`);
-  }
-  if (Array.isArray(parsed)) {
-    const senml = format.format === 'auto' && format.valuePath === undefined && format.timestampPath === undefined && looksLikeSenml(parsed);
-    return senml ? decodeSenml(parsed, context) : decodeBatch(parsed, context);
-  }
-  if (isObject(parsed)) {
-    const readings: DecodedReading[] = [];
-    return decodeObject(parsed, context, readings) ?? { ok: true, readings };
-  }
-  return reject('bad_json_shape', `JSON ${parsed === null ? 'null' : typeof parsed} is not a reading`);
+  return DECODERS[format.format](text, { nowMs, limits, maxReadings: limits.maxReadings ?? DEFAULT_MAX_READINGS, format });
 }

@@ -23,9 +23,10 @@
  *    (`republished`): when the broker had received one and only its PUBACK was lost, this is the one duplicate
  *    QoS 1 cannot avoid. Consumers deduplicate by the forecast's `issuedAt`.
  */
+import type { Outbox } from '../store/store.js';
 import type { IClientPublishOptions, MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
-import type { NewOutboxMessage, OutboxRow, OutboxStore } from '../store/outbox.js';
+import type { NewOutboxMessage, OutboxRow } from '../store/outbox.js';
 
 export interface OutboxCounters {
   /** Rows added. */
@@ -48,7 +49,7 @@ export interface OutboxCounters {
 
 export interface OutboxDrainOptions {
   client: MqttClient;
-  store: OutboxStore;
+  store: Outbox;
   qos: 0 | 1;
   /** Publishes awaiting their PUBACK at once. */
   maxInFlight: number;

@@ -1,14 +1,14 @@
 import type { MqttClient } from 'mqtt';
+import type { Outbox } from '../store/store.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { OutboxStore } from '../store/outbox.js';
 import { forecastTopic } from '../broker/topics.js';
 import type { ForecastMessage } from './forecastMessage.js';
 import { OutboxDrain, type OutboxCounters } from './outboxDrain.js';
 
 export interface ForecastPublisherOptions {
   client: MqttClient;
-  outbox: OutboxStore;
+  outbox: Outbox;
   config: { publish: Config['publish']; baseTopic: string };
   clock?: () => number;
   log: Logger;

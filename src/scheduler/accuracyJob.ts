@@ -3,12 +3,11 @@
  * against the readings that came after them; the result is published retained on `<baseTopic>/<forecast>/accuracy`
  * and kept for /metrics. Issued forecasts older than the longest window are pruned.
  */
+import type { IssuedForecasts, Readings } from '../store/store.js';
 import type { ForecastConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { actualBuckets, liveAccuracy, type StepAccuracy } from '../model/evaluation/liveAccuracy.js';
 import type { ForecastMessage } from '../publish/forecastMessage.js';
-import type { IssuedForecastStore } from '../store/issuedForecasts.js';
-import type { ReadingStore } from '../store/readings.js';
 import { alignDown } from '../windowing/index.js';
 
 const DAY_MS = 86_400_000;
@@ -31,8 +30,8 @@ export class LiveAccuracyJob {
 
   constructor(
     private readonly deps: {
-      issued: IssuedForecastStore;
-      readings: ReadingStore;
+      issued: IssuedForecasts;
+      readings: Readings;
       clock: () => number;
       /** Hands the report to the sinks (MQTT: retained on <baseTopic>/<forecast>/accuracy). */
       publish: (report: LiveAccuracyReport) => void;

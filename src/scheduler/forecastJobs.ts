@@ -1,4 +1,5 @@
 import type { ForecastConfig } from '../config/schema.js';
+import type { ModelVersions, Readings } from '../store/store.js';
 import { failpointDelay } from '../failpoints.js';
 import type { Logger } from '../log.js';
 import type { BackendName, Tf } from '../model/backend.js';
@@ -18,8 +19,6 @@ import { useFusedLstm } from '../model/fused/index.js';
 import { forecastCheckpoints } from '../model/stores.js';
 import { isNotEnoughHistory, shapeKeyFor, type TrainingSummary } from '../model/training.js';
 import { forecastMessage, type ForecastMessage, type MessageEvaluation } from '../publish/forecastMessage.js';
-import type { ModelVersionStore } from '../store/modelVersions.js';
-import type { ReadingStore } from '../store/readings.js';
 import { alignDown, fillShortGaps, resampleMean } from '../windowing/index.js';
 
 interface ForecastState {
@@ -68,8 +67,8 @@ export class ForecastJobs {
       tf: Tf;
       backend: BackendName;
       checkpointRoot: string;
-      readings: ReadingStore;
-      versions: ModelVersionStore;
+      readings: Readings;
+      versions: ModelVersions;
       clock: () => number;
       log: Logger;
       publish: (message: ForecastMessage) => void;

@@ -6,6 +6,7 @@
  * It owns the ForecastJobs (the models on the main thread) and listens to the TrainingRunner; the composition root
  * only builds it.
  */
+import type { ModelPins, ModelVersions, PublishedForecasts, Readings } from '../store/store.js';
 import { wallIntervalPassed } from '../clock.js';
 import type { ForecastConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -13,10 +14,6 @@ import type { BackendName, Tf } from '../model/backend.js';
 import type { TrainingSummary } from '../model/training.js';
 import type { ForecastMessage } from '../publish/forecastMessage.js';
 import type { SinkSet } from '../publish/sink.js';
-import type { ModelPinStore } from '../store/modelPins.js';
-import type { ModelVersionStore } from '../store/modelVersions.js';
-import type { PublishedForecastStore } from '../store/publishedForecasts.js';
-import type { ReadingStore } from '../store/readings.js';
 import type { LiveAccuracyJob } from './accuracyJob.js';
 import { ForecastJobs } from './forecastJobs.js';
 import type { TrainingRunner } from './trainingRunner.js';
@@ -29,10 +26,10 @@ export interface ForecastServiceDeps {
   tf: Tf;
   backend: BackendName;
   checkpointRoot: string;
-  readings: ReadingStore;
-  versions: ModelVersionStore;
-  pins: ModelPinStore;
-  published: PublishedForecastStore;
+  readings: Readings;
+  versions: ModelVersions;
+  pins: ModelPins;
+  published: PublishedForecasts;
   trainings: TrainingRunner;
   sinks: SinkSet;
   liveAccuracy: LiveAccuracyJob;

@@ -26,6 +26,7 @@ export function trainRequestRoute(deps: { baseTopic: string; forecasts: readonly
     subscribed(outcome) {
       const failure = outcome.error?.message ?? (outcome.refused.length > 0 ? `refused (reason code ${outcome.refused[0].reasonCode})` : null);
       if (failure) deps.log.warn({ topics: [...byTopic.keys()], err: failure }, 'cannot subscribe to the training request topics');
+      else deps.log.debug({ topics: [...byTopic.keys()] }, 'subscribed to training requests');
     },
   };
 }

@@ -3,6 +3,7 @@
  * It opens its own read-only database connection (connections cannot cross threads) and talks to the
  * main thread through the MessagePort it was given: progress out, an abort request in.
  */
+import { openSqliteStore } from '../store/sqliteStore.js';
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import type { MessagePort } from 'node:worker_threads';
@@ -11,9 +12,6 @@ import { initBackend, type BackendName, type BackendPreference } from '../model/
 import { forecastCheckpoints } from '../model/stores.js';
 import type { Verbosity } from '../model/progress.js';
 import { trainForecastModel, type EpochProgress, type TrainingSummary } from '../model/training.js';
-import { openDatabase } from '../store/database.js';
-import { ModelPinStore } from '../store/modelPins.js';
-import { ReadingStore } from '../store/readings.js';
 
 export interface TrainTask {
   forecast: ForecastConfig;
@@ -59,17 +57,17 @@ export default async function runTrainTask(task: TrainTask): Promise<TrainingSum
     const { tf, name } = await initBackend(task.backend, { allowNative: task.allowNative });
     post({ kind: 'backend', backend: name });
     if (abort.signal.aborted) throw new TrainingAbortedError('training aborted before it began');
-    const { db } = openDatabase({ path: task.databasePath, synchronous: 'NORMAL', readonly: true });
+    const store = openSqliteStore({ path: task.databasePath, synchronous: 'NORMAL', readonly: true });
     let series;
     try {
-      const readings = new ReadingStore(db);
+      const { readings } = store;
       const fromMs = task.nowMs - task.forecast.training.historyDays * 86_400_000;
       const names = [task.forecast.target, ...task.forecast.covariates];
       // One short read transaction per series keeps WAL checkpoints on the ingest side from starving.
       series = names.map((seriesName) => readings.read(seriesName, fromMs, task.nowMs));
     } finally {
       // Closed before the (long) fit: a training never holds the database open.
-      db.close();
+      store.close();
     }
     // The operator's pin, read now and again at each prune of the serving store (a pin may be set meanwhile).
     const pinnedVersion = (): string | null => readPin(task.databasePath, task.forecast.name);
@@ -96,13 +94,13 @@ export default async function runTrainTask(task: TrainTask): Promise<TrainingSum
 
 /** The pinned version of a forecast (model_pins), through a short read-only connection; null without one. */
 function readPin(databasePath: string, forecast: string): string | null {
-  const { db } = openDatabase({ path: databasePath, synchronous: 'NORMAL', readonly: true });
+  const store = openSqliteStore({ path: databasePath, synchronous: 'NORMAL', readonly: true });
   try {
-    return new ModelPinStore(db).get(forecast)?.version ?? null;
+    return store.pins.get(forecast)?.version ?? null;
   } catch {
     return null; // a database from before model_pins existed
   } finally {
-    db.close();
+    store.close();
   }
 }
 

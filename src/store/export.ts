@@ -9,7 +9,7 @@
  * in JavaScript's shortest round-trip form, so importing the file again gives back the same values.
  * Series names need no quoting: they are letters, digits and `_ . : -`.
  */
-import type { ReadingStore } from './readings.js';
+import type { Readings } from './store.js';
 
 export interface CsvExportRange {
   series: readonly string[];
@@ -26,7 +26,7 @@ export function formatTimestampUtc(ms: number): string {
 }
 
 /** Yields the CSV in lines (each ending with `\n`): the header, then the rows in time order. */
-export function* csvLines(store: ReadingStore, range: CsvExportRange): Generator<string> {
+export function* csvLines(store: Readings, range: CsvExportRange): Generator<string> {
   yield `timestamp,${range.series.join(',')}\n`;
   const cells: string[] = new Array(range.series.length).fill('');
   let rowTs = Number.NaN;

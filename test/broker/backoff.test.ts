@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { waitFor } from '../helpers/broker.js';
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { reconnectDelayMs } from '../../src/broker/backoff.js';
@@ -26,8 +27,8 @@ describe('reconnect backoff', () => {
     const client = createBrokerLink(config.mqtt, createLogger('silent')).connect();
     const attemptsAt: number[] = [];
     client.on('reconnect', () => attemptsAt.push(Date.now()));
-    await new Promise((resolve) => setTimeout(resolve, 4000));
-    client.end(true);
+    // Until five attempts, not for a fixed time: 0.1 + 0.2 + 0.4 + 0.8 s of waits (with jitter) on a quiet machine.
+    await waitFor(() => attemptsAt.length >= 5, 15_000, 'five reconnect attempts').finally(() => client.end(true));
     server.close();
     const gaps = attemptsAt.slice(1).map((at, index) => at - attemptsAt[index]);
     assert.ok(attemptsAt.length >= 4, `kept reconnecting (${attemptsAt.length} attempts)`);

@@ -5,20 +5,16 @@
  *
  * A fault test on a config with no forecasts proves little: the start-up loss of issue 12 hid exactly there.
  *
- * The trained state is built once per test process (three real trainings through the daemon's own runner and
- * thread pool, a few seconds) and copied into each test's state directory.
+ * The trained state is built once per test process (three real trainings with `forecastd train`, a few seconds) and
+ * copied into each test's state directory.
  */
-import { cpSync, mkdtempSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../../src/config/load.js';
-import type { Config } from '../../src/config/schema.js';
-import { statePaths } from '../../src/daemon/paths.js';
-import { createLogger } from '../../src/log.js';
-import { TrainingPool } from '../../src/scheduler/trainingPool.js';
-import { TrainingRunner } from '../../src/scheduler/trainingRunner.js';
+import { stringify } from 'yaml';
+import { trainCommand } from '../../src/cli/commands/train.js';
 import { openDatabase } from '../../src/store/database.js';
-import { ModelVersionStore } from '../../src/store/modelVersions.js';
 import { ReadingStore } from '../../src/store/readings.js';
 
 const HOUR = 3_600_000;
@@ -98,14 +94,16 @@ export function realisticDaemonConfig(options: RealisticOptions) {
 
 let template: Promise<string> | null = null;
 
-/** Trains the realistic forecasts once (per test process) into a template state directory. */
+/**
+ * Trains the realistic forecasts once (per test process) into a template state directory, the way a user would:
+ * history in the database, then `forecastd train <forecast>` for each (the CLI's own runner and thread pool).
+ */
 function trainedTemplate(): Promise<string> {
   template ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'forecastd-trained-state-'));
-    const config: Config = parseConfig(realisticDaemonConfig({ url: 'mqtt://127.0.0.1:1', clientId: 'template', stateDir: dir, topics: [] }), 'template', {});
-    const { databasePath, checkpointRoot } = statePaths(config);
-    const { db } = openDatabase({ path: databasePath, synchronous: 'NORMAL' });
-    const pool = new TrainingPool({ threads: 1, workerHeapMb: 256, nativeAllowed: false, recycleAfter: 0, threadNice: 0, log: createLogger('silent') });
+    const configPath = join(dir, 'forecastd.yaml');
+    writeFileSync(configPath, stringify(realisticDaemonConfig({ url: 'mqtt://127.0.0.1:1', clientId: 'template', stateDir: dir, topics: [] })));
+    const { db } = openDatabase({ path: join(dir, 'forecastd.db'), synchronous: 'NORMAL' });
     try {
       const now = Date.now();
       const rows: Array<{ series: string; ts: number; value: number }> = [];
@@ -113,24 +111,14 @@ function trainedTemplate(): Promise<string> {
         for (let ts = Math.ceil((now - 3 * 24 * HOUR) / STEP_MS) * STEP_MS; ts < now; ts += STEP_MS) rows.push({ series, ts, value: homeSignal(series, ts) });
       }
       new ReadingStore(db).insertMany(rows);
-      const versions = new ModelVersionStore(db);
-      const runner = new TrainingRunner({
-        pool,
-        forecasts: () => config.forecasts,
-        databasePath,
-        checkpointRoot,
-        backend: config.model.backend,
-        clock: Date.now,
-        log: createLogger('silent'),
-        onTrained: (summary) => versions.record(summary),
-      });
-      for (const forecast of config.forecasts) {
-        const result = await runner.run(forecast.name, 'fixture');
-        if (typeof result === 'string' || result.status !== 'succeeded') throw new Error(`the realistic fixture could not train ${forecast.name}: ${JSON.stringify(result)}`);
-      }
     } finally {
-      await pool.close();
       db.close();
+    }
+    let output = '';
+    const io = { write: (text: string) => void (output += text), isTTY: false, signals: new EventEmitter() };
+    for (const forecast of REALISTIC_FORECASTS) {
+      const code = await trainCommand([forecast.name, '--config', configPath, '--verbose', '0'], io);
+      if (code !== 0) throw new Error(`the realistic fixture could not train ${forecast.name}: ${output}`);
     }
     return dir;
   })();

@@ -14,13 +14,14 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Daemon } from '../../src/daemon/daemon.js';
 import { testBroker, uniquePrefix, waitFor, type TestBroker } from '../helpers/broker.js';
-import { startSubscribedDaemon } from '../daemon/support.js';
+import { startSubscribedDaemon, type LogLine } from '../daemon/support.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 describe('training requests over MQTT', { timeout: 60_000 }, () => {
   let broker: TestBroker;
   let daemon: Daemon;
+  let lines: LogLine[];
   let stateDir: string;
   let configFile: string;
   const prefix = uniquePrefix('trainreq');
@@ -37,7 +38,7 @@ describe('training requests over MQTT', { timeout: 60_000 }, () => {
     };
     configFile = join(stateDir, 'forecastd.yaml');
     writeFileSync(configFile, stringify(raw));
-    ({ daemon } = await startSubscribedDaemon(parseConfig(raw)));
+    ({ daemon, lines } = await startSubscribedDaemon(parseConfig(raw)));
   });
 
   after(async () => {
@@ -48,8 +49,8 @@ describe('training requests over MQTT', { timeout: 60_000 }, () => {
 
   it('`forecastd train <forecast> --daemon` makes the running daemon start that training', async () => {
     const startedBefore = daemon.trainings.counters.started;
-    // Give the daemon's subscription to its request topics a moment after connecting.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The request topics are subscribed by their own route, after ingest's: wait for that SUBACK, not for a guess.
+    await waitFor(() => lines.some((line) => line.msg === 'subscribed to training requests'), 10_000, 'the training request subscription');
     // Not spawnSync: the embedded broker lives in this process and must keep answering meanwhile.
     const result = await promisify(execFile)(process.execPath, [CLI, 'train', 'room', '--config', configFile, '--daemon'], { encoding: 'utf8', timeout: 30_000 });
     assert.match(result.stdout, /requested a training of room/);

@@ -8,6 +8,7 @@
  * linear baseline on the same origins. Progress goes to stderr; the table to stdout (to stderr with
  * --json, whose document then is the only thing on stdout).
  */
+import { openSqliteStore } from '../../store/sqliteStore.js';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../../config/load.js';
@@ -15,8 +16,6 @@ import { statePaths } from '../../daemon/paths.js';
 import { parseTimestamp, timeZone, type TimeZone } from '../../time/timestamps.js';
 import { initBackend } from '../../model/backend.js';
 import { BacktestError, backtestCsv, backtestTable, runBacktest, type BacktestResult } from '../../model/backtest.js';
-import { openDatabase } from '../../store/database.js';
-import { ReadingStore } from '../../store/readings.js';
 import { Progress, type ProgressSink } from '../progress.js';
 import { UsageError } from '../usage.js';
 
@@ -89,15 +88,15 @@ export async function backtestCommand(args: string[], io: BacktestCommandIo = de
   };
 
   const { databasePath } = statePaths(config);
-  const { db } = openDatabase({ path: databasePath, synchronous: config.storage.synchronous, readonly: true });
+  const store = openSqliteStore({ path: databasePath, synchronous: config.storage.synchronous, readonly: true });
   let series;
   try {
-    const readings = new ReadingStore(db);
+    const { readings } = store;
     const readFrom = times.trainFromMs ?? 0;
     const readTo = times.toMs + (forecast.horizon + 1) * forecast.interval * 1000;
     series = [forecast.target, ...forecast.covariates].map((seriesName) => readings.read(seriesName, readFrom, readTo));
   } finally {
-    db.close();
+    store.close();
   }
   if (series[0].values.length === 0) throw new UsageError(`no readings of "${forecast.target}" in ${databasePath}`);
 

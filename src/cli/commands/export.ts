@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { openSqliteStore } from '../../store/sqliteStore.js';
 import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -6,10 +7,7 @@ import { loadConfigFile } from '../../config/load.js';
 import { SERIES_NAME } from '../../config/schema.js';
 import { statePaths } from '../../daemon/paths.js';
 import { parseTimestamp, type TimeZone } from '../../time/timestamps.js';
-import { openDatabase } from '../../store/database.js';
 import { csvLines } from '../../store/export.js';
-import { ReadingStore } from '../../store/readings.js';
-import { SeriesCatalog } from '../../store/seriesCatalog.js';
 import { UsageError } from '../usage.js';
 import { parseTimeZoneOption } from './import.js';
 
@@ -82,10 +80,10 @@ export async function exportCommand(args: string[]): Promise<number> {
     process.stderr.write(`forecastd export: no database at ${databasePath}: nothing was recorded yet; import a CSV (forecastd import) or run the daemon first\n`);
     return 1;
   }
-  const { db } = openDatabase({ path: databasePath, synchronous: config.storage.synchronous, readonly: true });
+  const opened = openSqliteStore({ path: databasePath, synchronous: config.storage.synchronous, readonly: true });
   try {
-    const store = new ReadingStore(db);
-    const known = new Set(new SeriesCatalog(db).list().map((info) => info.name));
+    const store = opened.readings;
+    const known = new Set(opened.catalog.list().map((info) => info.name));
     const unknown = series.filter((name) => !known.has(name));
     if (unknown.length) {
       const list = [...known].slice(0, 50).join(', ') + (known.size > 50 ? `, … (${known.size} in all)` : '');
@@ -121,6 +119,6 @@ export async function exportCommand(args: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    db.close();
+    opened.close();
   }
 }

@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { openSqliteStore } from '../../store/sqliteStore.js';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
@@ -6,8 +7,6 @@ import { statePaths } from '../../daemon/paths.js';
 import { ColumnPlanError } from '../../ingest/csv/columns.js';
 import { csvFileSource, CsvFormatError, importCsv, type CsvSource, type ImportSummary } from '../../ingest/csv/importer.js';
 import { timeZone, type TimeZone } from '../../time/timestamps.js';
-import { openDatabase } from '../../store/database.js';
-import { ReadingStore } from '../../store/readings.js';
 import { Progress } from '../progress.js';
 import { UsageError } from '../usage.js';
 
@@ -148,13 +147,14 @@ export async function importCommand(args: string[]): Promise<number> {
   }
 
   const { databasePath } = statePaths(config);
-  const { db, quarantined } = openDatabase({ path: databasePath, synchronous: config.storage.synchronous });
-  if (quarantined) process.stderr.write(`forecastd import: the database was corrupt and was moved to ${quarantined}; importing into a new one\n`);
+  const store = openSqliteStore({ path: databasePath, synchronous: config.storage.synchronous });
+  const { db, quarantinedAs } = store;
+  if (quarantinedAs) process.stderr.write(`forecastd import: the database was corrupt and was moved to ${quarantinedAs}; importing into a new one\n`);
   db.pragma(`busy_timeout = ${IMPORT_BUSY_TIMEOUT_MS}`);
   const progress = new Progress({ label: `import ${source.name}` });
   let summary: ImportSummary;
   try {
-    summary = await importCsv(source, new ReadingStore(db), {
+    summary = await importCsv(source, store.readings, {
       timestampColumn: values['timestamp-column'],
       timeColumn: values['time-column'],
       map,
@@ -185,7 +185,7 @@ export async function importCommand(args: string[]): Promise<number> {
     }
     throw error;
   } finally {
-    db.close();
+    store.close();
   }
 
   process.stdout.write(formatSummary(summary, databasePath));

@@ -6,6 +6,7 @@
  * With the daemon stopped, the training runs here. With `--daemon`, the running daemon is asked over
  * MQTT to train through its own queue instead (never two writers of one forecast's checkpoints).
  */
+import { openSqliteStore } from '../../store/sqliteStore.js';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../../config/load.js';
 import { statePaths } from '../../daemon/paths.js';
@@ -15,8 +16,6 @@ import type { Verbosity } from '../../model/progress.js';
 import type { TrainingSummary } from '../../model/training.js';
 import { TrainingPool } from '../../scheduler/trainingPool.js';
 import { TrainingRunner, type TrainingResult } from '../../scheduler/trainingRunner.js';
-import { openDatabase } from '../../store/database.js';
-import { ModelVersionStore } from '../../store/modelVersions.js';
 import { UsageError } from '../usage.js';
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
@@ -48,8 +47,8 @@ export async function trainCommand(args: string[], io: TrainCommandIo = { write:
   // Warnings and errors go to stderr, so that stdout carries only the training's own output.
   const log = createLogger(config.log.level === 'debug' || config.log.level === 'trace' ? config.log.level : 'warn', 2);
   const { databasePath, checkpointRoot } = statePaths(config);
-  const { db } = openDatabase({ path: databasePath, synchronous: config.storage.synchronous, log });
-  const versions = new ModelVersionStore(db);
+  const store = openSqliteStore({ path: databasePath, synchronous: config.storage.synchronous, log, onRefused: (refusal) => log.warn({ err: refusal.message }, 'a stored record was refused (left out)') });
+  const { versions } = store;
   const pool = new TrainingPool({
     threads: 1,
     workerHeapMb: config.scheduler.workerHeapMb,
@@ -91,7 +90,7 @@ export async function trainCommand(args: string[], io: TrainCommandIo = { write:
     io.signals.off('SIGINT', onInterrupt);
     io.signals.off('SIGTERM', onInterrupt);
     await pool.close();
-    db.close();
+    store.close();
   }
 }
 

@@ -9,9 +9,10 @@
  * beyond ±1e15, is rejected and counted for its column, never fatal. A column whose cells are all rejected (such as
  * the occupancy file's `source_file`) therefore stores nothing and creates no series; the summary names it.
  */
+import type { Readings } from '../../store/store.js';
 import { createReadStream, statSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { ReadingStore, SeriesColumn } from '../../store/readings.js';
+import type { SeriesColumn } from '../../store/readings.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { CsvParser, detectDelimiter } from './parser.js';
 import { parseTimestamp, type TimeZone } from '../../time/timestamps.js';
@@ -106,7 +107,7 @@ const DEFAULT_BATCH_ROWS = 4096;
 /** About 50 ms of inserts on a slow board: short enough not to starve a running daemon's writes. */
 const DEFAULT_BATCH_READINGS = 16_384;
 
-export async function importCsv(source: CsvSource, store: ReadingStore, options: CsvImportOptions): Promise<ImportSummary> {
+export async function importCsv(source: CsvSource, store: Readings, options: CsvImportOptions): Promise<ImportSummary> {
   const startedAt = performance.now();
   const batchRows = options.batchRows ?? DEFAULT_BATCH_ROWS;
   const batchReadings = options.batchReadings ?? DEFAULT_BATCH_READINGS;
