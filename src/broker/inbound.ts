@@ -152,6 +152,8 @@ export class InboundRouter {
   readonly counters: RouterCounters = { parked: 0, parkedOverflow: 0, afterClose: 0 };
   private readonly routes: Route[] = [];
   private fallback: Route | null = null;
+  /** The route of each topic seen since the routes last changed (topics repeat: a sensor has one or a few). */
+  private readonly routeCache = new Map<string, Route | null>();
   private parked: IncomingMessage[] = [];
   private overflowSinceFallback = false;
   private intakeClosed = false;
@@ -164,16 +166,19 @@ export class InboundRouter {
   /** Adds a route for its own topics; parked messages on them go to it now. Returns its removal. */
   add(route: Route): () => void {
     this.routes.push(route);
+    this.routeCache.clear();
     this.replayParked();
     return () => {
       const index = this.routes.indexOf(route);
       if (index >= 0) this.routes.splice(index, 1);
+      this.routeCache.clear();
     };
   }
 
   /** The route that takes every message no other route claims (ingest). Parked messages go to it now, in arrival order. */
   setFallback(route: Route): void {
     this.fallback = route;
+    this.routeCache.clear();
     this.replayParked();
     if (this.overflowSinceFallback) {
       this.overflowSinceFallback = false;
@@ -211,7 +216,7 @@ export class InboundRouter {
     }
     const route = this.routeFor(message.topic);
     if (route) {
-      route.receive(deliveryOf(message));
+      route.receive(new RoutedDelivery(message));
       return;
     }
     this.counters.parked++;
@@ -231,8 +236,20 @@ export class InboundRouter {
   }
 
   private routeFor(topic: string): Route | null {
-    for (const route of this.routes) if (route.filters.some((filter) => topicMatches(filter, topic))) return route;
-    return this.fallback;
+    const cached = this.routeCache.get(topic);
+    if (cached !== undefined) return cached;
+    let found: Route | null = this.fallback;
+    for (const route of this.routes) {
+      if (route.filters.some((filter) => topicMatches(filter, topic))) {
+        found = route;
+        break;
+      }
+    }
+    // Bounded: a broker feeding millions of distinct topics must not grow this without end.
+    if (this.routeCache.size >= ROUTE_CACHE_TOPICS) this.routeCache.clear();
+    // A topic that no route claims yet is not cached: it must be looked up again once a route is added.
+    if (found) this.routeCache.set(topic, found);
+    return found;
   }
 
   private replayParked(): void {
@@ -241,25 +258,47 @@ export class InboundRouter {
     this.parked = [];
     for (const message of waiting) {
       const route = this.routeFor(message.topic);
-      if (route) route.receive(deliveryOf(message));
+      if (route) route.receive(new RoutedDelivery(message));
       else this.parked.push(message);
     }
   }
 }
 
-function deliveryOf(message: IncomingMessage): Delivery {
-  let settled = false;
-  const settle = (outcome: 'ack' | 'withhold') => {
-    if (settled) return;
-    settled = true;
-    message.settle(outcome);
-  };
-  return {
-    topic: message.topic,
-    payload: message.payload,
-    qos: message.qos,
-    redelivered: message.redelivered,
-    ack: () => settle('ack'),
-    withhold: () => settle('withhold'),
-  };
+const ROUTE_CACHE_TOPICS = 10_000;
+
+/** A message as a route sees it: settled once, by ack or withhold. */
+class RoutedDelivery implements Delivery {
+  private settled = false;
+
+  constructor(private readonly message: IncomingMessage) {}
+
+  get topic(): string {
+    return this.message.topic;
+  }
+
+  get payload(): Buffer {
+    return this.message.payload;
+  }
+
+  get qos(): QoS {
+    return this.message.qos;
+  }
+
+  get redelivered(): boolean {
+    return this.message.redelivered;
+  }
+
+  ack(): void {
+    this.settle('ack');
+  }
+
+  withhold(): void {
+    this.settle('withhold');
+  }
+
+  private settle(outcome: 'ack' | 'withhold'): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.message.settle(outcome);
+  }
 }
