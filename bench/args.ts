@@ -18,11 +18,13 @@ const EVERY_BENCH = {
 
 type ParsedOther<Other extends OtherOptions> = ReturnType<typeof parseArgs<{ options: Other & typeof EVERY_BENCH }>>['values'];
 
-export function benchArgs<const Numbers extends Record<string, number>, const Other extends OtherOptions = {}>(
+export function benchArgs<const Numbers extends Record<string, number>, const Other extends OtherOptions = Record<never, never>>(
   numbers: Numbers,
   other: Other = {} as Other,
 ): { [Name in keyof Numbers]: number } & Omit<ParsedOther<Other>, keyof Numbers> {
-  const asText = Object.fromEntries(Object.entries(numbers).map(([name, fallback]) => [name, { type: 'string', default: String(fallback) } as const]));
+  const asText = Object.fromEntries(
+    Object.entries(numbers).map(([name, fallback]) => [name, { type: 'string', default: String(fallback) } as const]),
+  );
   const options: OtherOptions = { ...asText, ...other, ...EVERY_BENCH };
   const { values } = parseArgs({ options });
   if (values.help) {

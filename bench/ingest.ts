@@ -139,7 +139,18 @@ async function drainBare(url: string, clientId: string, brokerPid: number | unde
   const { p50, p99, max } = lag.stop();
   const cpuUsed = cpu.stop(received);
   await client.endAsync();
-  return { name: 'bare mqtt.js', received, distinct, ms, perS: ((distinct - 1) / ms) * 1000, lagP50Ms: p50, lagP99Ms: p99, lagMaxMs: max, lost: N - distinct, ...cpuUsed };
+  return {
+    name: 'bare mqtt.js',
+    received,
+    distinct,
+    ms,
+    perS: ((distinct - 1) / ms) * 1000,
+    lagP50Ms: p50,
+    lagP99Ms: p99,
+    lagMaxMs: max,
+    lost: N - distinct,
+    ...cpuUsed,
+  };
 }
 
 function daemonConfig(url: string, clientId: string, stateDir: string) {
@@ -198,7 +209,8 @@ async function drainDaemon(url: string, clientId: string, stateDir: string, brok
   const db = new Database(daemon.databasePath, { readonly: true, fileMustExist: true });
   const rows = db.prepare('SELECT count(DISTINCT ts) FROM readings').pluck().get() as number;
   db.close();
-  if (counters.received !== counters.stored) note(`forecastd received ${counters.received}, stored ${counters.stored}, duplicates ${counters.duplicates}`);
+  if (counters.received !== counters.stored)
+    note(`forecastd received ${counters.received}, stored ${counters.stored}, duplicates ${counters.duplicates}`);
   return {
     name: 'forecastd ingest',
     received: counters.received,
@@ -242,7 +254,9 @@ async function main(): Promise<void> {
     const publishStart = performance.now();
     const share = Math.ceil(N / PUBLISHERS);
     const bursts = await Promise.all(
-      publishers.map((client, index) => publishBurst(client, readingBurst(topic, index * share + 1, Math.min(N, (index + 1) * share), base), { window: WINDOW })),
+      publishers.map((client, index) =>
+        publishBurst(client, readingBurst(topic, index * share + 1, Math.min(N, (index + 1) * share), base), { window: WINDOW }),
+      ),
     );
     const publishMs = performance.now() - publishStart;
     const acked = bursts.reduce((sum, burst) => sum + burst.acked.size, 0);
@@ -273,7 +287,8 @@ async function main(): Promise<void> {
     const ratio = daemonResult.perS / bareResult.perS;
 
     process.stdout.write(
-      `${formatTable(`Ingest drain of a ${N.toLocaleString('en-US')}-message QoS 1 burst queued for an offline session (${url}${broker ? ', private Mosquitto' : ''})`,
+      `${formatTable(
+        `Ingest drain of a ${N.toLocaleString('en-US')}-message QoS 1 burst queued for an offline session (${url}${broker ? ', private Mosquitto' : ''})`,
         results.map((result) => ({
           subscriber: result.name,
           received: result.received,

@@ -61,9 +61,7 @@ interface PublisherSetup {
 }
 
 type FromPublisher =
-  | { type: 'ready' }
-  | { type: 'forecast'; origin: number; arrivedAt: number }
-  | { type: 'stats'; sent: number; acked: number; at: number };
+  { type: 'ready' } | { type: 'forecast'; origin: number; arrivedAt: number } | { type: 'stats'; sent: number; acked: number; at: number };
 
 // ---------------------------------------------------------------------------------------------------------
 // The load generator (child process).
@@ -161,7 +159,8 @@ async function main(): Promise<void> {
   {
     const { db } = openDatabase({ path: join(stateDir, 'forecastd.db'), synchronous: 'NORMAL' });
     const rows: Array<{ series: string; ts: number; value: number }> = [];
-    for (let ts = Math.floor((now - 86_400_000) / 5000) * 5000; ts < now - 5000; ts += 5000) rows.push({ series: 'room.temp', ts, value: roomSignal(ts) });
+    for (let ts = Math.floor((now - 86_400_000) / 5000) * 5000; ts < now - 5000; ts += 5000)
+      rows.push({ series: 'room.temp', ts, value: roomSignal(ts) });
     new ReadingStore(db).insertMany(rows);
     db.close();
   }
@@ -214,10 +213,21 @@ async function main(): Promise<void> {
     daemon.readings.insertMany(rows);
   }
 
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [
-    '--publisher',
-    JSON.stringify({ url: broker.url, protocolVersion: broker.protocolVersion, prefix, forecastTopic: `${baseTopic}/bench/forecast`, rate, series: seriesCount } satisfies PublisherSetup),
-  ], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(
+    fileURLToPath(import.meta.url),
+    [
+      '--publisher',
+      JSON.stringify({
+        url: broker.url,
+        protocolVersion: broker.protocolVersion,
+        prefix,
+        forecastTopic: `${baseTopic}/bench/forecast`,
+        rate,
+        series: seriesCount,
+      } satisfies PublisherSetup),
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
   const arrivals: Array<{ origin: number; arrivedAt: number }> = [];
   let stats = { sent: 0, acked: 0, at: Date.now() };
   await new Promise<void>((resolve, reject) => {
@@ -311,8 +321,8 @@ async function main(): Promise<void> {
     'forecast p50 ms': round(result.forecasts.latencyP50),
     'forecast p99 ms': round(result.forecasts.latencyP99),
     'forecast max ms': round(result.forecasts.latencyMax),
-    'due': result.forecasts.due,
-    'missed': result.forecasts.missed,
+    due: result.forecasts.due,
+    missed: result.forecasts.missed,
     'acked/s': Math.round(result.readingsPerSecond),
     'stored/s': Math.round(result.storedPerSecond),
     'training %': Math.round(result.trainingShare * 100),

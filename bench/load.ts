@@ -60,7 +60,7 @@ type Curve = Array<[number, number]>;
 
 /** When `curve` reached `count`, interpolated between the samples around it; NaN if it never did. */
 function timeToReach(curve: Curve, count: number): number {
-  let high = curve.findIndex(([, reached]) => reached >= count);
+  const high = curve.findIndex(([, reached]) => reached >= count);
   if (high < 0) return NaN;
   if (high === 0) return curve[0][0];
   const [t0, c0] = curve[high - 1];
@@ -90,7 +90,12 @@ async function runPublisher(setup: PublisherSetup): Promise<void> {
     const series = total % setup.series;
     const ts = baseTs + Math.floor(total / setup.series);
     total++;
-    client.publish(`${setup.prefix}/load${series}/value`, `{"value": ${series + (total % 100) / 100}, "ts": ${ts}}`, { qos: 1 }, (error) => error || onAck());
+    client.publish(
+      `${setup.prefix}/load${series}/value`,
+      `{"value": ${series + (total % 100) / 100}, "ts": ${ts}}`,
+      { qos: 1 },
+      (error) => error || onAck(),
+    );
   };
   process.on('message', (message: ToPublisher) => {
     if (message.type === 'stop') {
@@ -146,12 +151,20 @@ async function main(): Promise<void> {
   const { seconds, series: seriesCount } = args;
 
   const mosquitto = mosquittoAvailable() ? await startMosquitto() : null;
-  const broker = mosquitto ? { kind: 'private mosquitto', url: mosquitto.url, protocolVersion: 5 as const, close: () => mosquitto.close() } : await testBroker();
+  const broker = mosquitto
+    ? { kind: 'private mosquitto', url: mosquitto.url, protocolVersion: 5 as const, close: () => mosquitto.close() }
+    : await testBroker();
   const dropped: SysCounter | null = mosquitto ? await watchSysCounter(mosquitto.url) : null;
   const stateDir = mkdtempSync(join(tmpdir(), 'forecastd-load-'));
   const prefix = uniquePrefix('load');
   const config = parseConfig({
-    mqtt: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: `forecastd-${prefix}`, baseTopic: `forecastd-${prefix}`, watchBrokerDrops: false },
+    mqtt: {
+      url: broker.url,
+      protocolVersion: broker.protocolVersion,
+      clientId: `forecastd-${prefix}`,
+      baseTopic: `forecastd-${prefix}`,
+      watchBrokerDrops: false,
+    },
     ingest: { topics: [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}`, series: '{device}.{metric}' }] },
     storage: { stateDir },
     model: { backend: 'cpu' },
@@ -164,9 +177,16 @@ async function main(): Promise<void> {
     'forecastd to subscribe',
   );
 
-  const child = fork(fileURLToPath(import.meta.url), ['--publisher', JSON.stringify({ url: broker.url, protocolVersion: broker.protocolVersion, prefix, series: seriesCount } satisfies PublisherSetup)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child = fork(
+    fileURLToPath(import.meta.url),
+    [
+      '--publisher',
+      JSON.stringify({ url: broker.url, protocolVersion: broker.protocolVersion, prefix, series: seriesCount } satisfies PublisherSetup),
+    ],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   const fromChild = (type: FromPublisher['type']) =>
     new Promise<FromPublisher>((resolve, reject) => {
       const onMessage = (message: FromPublisher) => {
@@ -241,7 +261,8 @@ async function main(): Promise<void> {
       brokerCpuPercent: brokerCpuBefore === null || brokerCpuAfter === null ? null : ((brokerCpuAfter - brokerCpuBefore) / 1000 / phaseMs) * 100,
       loop: { p99: loopDelay.p99, max: loopDelay.max },
       walMb,
-      writtenBytesPer1k: writtenBefore === null || writtenAfter === null || storedTotal === 0 ? null : ((writtenAfter - writtenBefore) / storedTotal) * 1000,
+      writtenBytesPer1k:
+        writtenBefore === null || writtenAfter === null || storedTotal === 0 ? null : ((writtenAfter - writtenBefore) / storedTotal) * 1000,
     };
     results.push(result);
     say(
@@ -259,9 +280,14 @@ async function main(): Promise<void> {
   rmSync(stateDir, { recursive: true, force: true });
 
   const sustains = (result: RateResult) =>
-    result.storedPerS >= 0.99 * result.offeredPerS && result.latency.p99 < 1000 && result.brokerDropped !== null && result.brokerDropped === 0 && result.lost === 0;
+    result.storedPerS >= 0.99 * result.offeredPerS &&
+    result.latency.p99 < 1000 &&
+    result.brokerDropped !== null &&
+    result.brokerDropped === 0 &&
+    result.lost === 0;
   const sustained = results.filter(sustains).map((result) => result.rate);
-  const round = (value: number | null, digits = 0) => (value === null || !Number.isFinite(value) ? 'n/a' : Math.round(value * 10 ** digits) / 10 ** digits);
+  const round = (value: number | null, digits = 0) =>
+    value === null || !Number.isFinite(value) ? 'n/a' : Math.round(value * 10 ** digits) / 10 ** digits;
   const rows = results.map((result) => ({
     'rate/s': result.rate,
     'offered/s': round(result.offeredPerS),

@@ -40,7 +40,15 @@ import { mosquittoAvailable, startMosquitto, watchSysCounter } from '../test/hel
 import { startTcpProxy } from '../test/helpers/tcpProxy.js';
 import { benchArgs } from './args.js';
 
-const args = benchArgs({ minutes: 10, 'train-every': 3, rate: 20, 'sample-every': 30, 'partition-every': 0, 'partition-seconds': 30, 'restart-broker-every': 0 });
+const args = benchArgs({
+  minutes: 10,
+  'train-every': 3,
+  rate: 20,
+  'sample-every': 30,
+  'partition-every': 0,
+  'partition-seconds': 30,
+  'restart-broker-every': 0,
+});
 
 interface Sample {
   minute: number;
@@ -103,7 +111,8 @@ async function main(): Promise<void> {
   const partitionMs = args['partition-seconds'] * 1000;
   const restartEveryMs = args['restart-broker-every'] * 60_000;
   const privateBroker = mosquittoAvailable() ? await startMosquitto() : null;
-  if (!privateBroker && (partitionEveryMs > 0 || restartEveryMs > 0)) throw new Error('--partition-every and --restart-broker-every need Mosquitto installed');
+  if (!privateBroker && (partitionEveryMs > 0 || restartEveryMs > 0))
+    throw new Error('--partition-every and --restart-broker-every need Mosquitto installed');
   const broker = privateBroker
     ? { kind: 'private mosquitto', url: privateBroker.url, protocolVersion: 5 as const, close: () => privateBroker.close() }
     : await testBroker();
@@ -118,12 +127,21 @@ async function main(): Promise<void> {
   const history = new SensorSimulator({ seed: 11, intervalMs: 60_000 });
   {
     const { db } = openDatabase({ path: join(stateDir, 'forecastd.db'), synchronous: 'NORMAL' });
-    new ReadingStore(db).insertMany(history.readingsBetween(now - 2 * 86_400_000, now).map((reading) => ({ series: `room.${reading.series}`, ts: reading.ts, value: reading.value })));
+    new ReadingStore(db).insertMany(
+      history
+        .readingsBetween(now - 2 * 86_400_000, now)
+        .map((reading) => ({ series: `room.${reading.series}`, ts: reading.ts, value: reading.value })),
+    );
     db.close();
   }
 
   const config = parseConfig({
-    mqtt: { url: proxy?.url ?? broker.url, protocolVersion: broker.protocolVersion, clientId: `forecastd-${prefix}`, baseTopic: `forecastd-soak-${prefix}` },
+    mqtt: {
+      url: proxy?.url ?? broker.url,
+      protocolVersion: broker.protocolVersion,
+      clientId: `forecastd-${prefix}`,
+      baseTopic: `forecastd-soak-${prefix}`,
+    },
     ingest: { topics: [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }] },
     storage: { stateDir },
     log: { level: 'warn' },
@@ -146,7 +164,12 @@ async function main(): Promise<void> {
   // Live sensors: the room every 5 s, and `rate` readings/s from other devices. Every live reading is stamped at
   // or after `liveSince`; the backfill ends before it.
   const liveSince = Date.now();
-  const sensor = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion, clientId: `soak-sensor-${prefix}`, clean: false, properties: { sessionExpiryInterval: 3600 } });
+  const sensor = await mqtt.connectAsync(broker.url, {
+    protocolVersion: broker.protocolVersion,
+    clientId: `soak-sensor-${prefix}`,
+    clean: false,
+    properties: { sessionExpiryInterval: 3600 },
+  });
   const sent = { published: 0, acked: 0 };
   const publishCounted = (topic: string, payload: string) => {
     sent.published++;
@@ -156,7 +179,8 @@ async function main(): Promise<void> {
   let liveFrom = Date.now();
   let extraSent = 0;
   const extraStartedAt = Date.now();
-  const publish = (reading: SimulatedReading) => publishCounted(`${prefix}/room/${reading.series}`, JSON.stringify({ value: Math.round(reading.value * 1000) / 1000, ts: reading.ts }));
+  const publish = (reading: SimulatedReading) =>
+    publishCounted(`${prefix}/room/${reading.series}`, JSON.stringify({ value: Math.round(reading.value * 1000) / 1000, ts: reading.ts }));
   const liveTimer = setInterval(() => {
     const until = Date.now();
     for (const reading of live.readingsBetween(liveFrom, until)) publish(reading);
@@ -219,22 +243,31 @@ async function main(): Promise<void> {
     };
   };
 
-  const faultText = [partitionEveryMs > 0 ? `a ${args['partition-seconds']} s partition every ${args['partition-every']} min` : '', restartEveryMs > 0 ? `a broker restart every ${args['restart-broker-every']} min` : '']
+  const faultText = [
+    partitionEveryMs > 0 ? `a ${args['partition-seconds']} s partition every ${args['partition-every']} min` : '',
+    restartEveryMs > 0 ? `a broker restart every ${args['restart-broker-every']} min` : '',
+  ]
     .filter(Boolean)
     .join(', ');
-  say(`soak: ${minutes} min, a training every ${trainEvery} min, forecasts every minute, ${extraRate} extra readings/s, broker ${broker.kind}${faultText ? `; ${faultText}` : ''}`);
+  say(
+    `soak: ${minutes} min, a training every ${trainEvery} min, forecasts every minute, ${extraRate} extra readings/s, broker ${broker.kind}${faultText ? `; ${faultText}` : ''}`,
+  );
   let firstTrainedIndex = -1;
   const deadline = startedAt + minutes * 60_000;
   while (Date.now() < deadline) {
     const next = sample();
     samples.push(next);
-    if (firstTrainedIndex < 0 && daemon.trainings.counters.succeeded + daemon.trainings.counters.failed > 0 && !next.trainingThread) firstTrainedIndex = samples.length - 1;
-    say(`  ${next.minute.toFixed(1)} min${next.trainingThread ? ' (training thread)' : ''}: rss ${next.rssMb} MB, heap ${next.heapUsedMb} MB, handles ${next.handles}, fds ${next.fds}, tensors ${next.tensors}, outbox ${next.outbox}, listeners ${next.listeners}, trainings ${next.trainings}, forecasts ${next.forecasts}, stored ${next.stored}`);
+    if (firstTrainedIndex < 0 && daemon.trainings.counters.succeeded + daemon.trainings.counters.failed > 0 && !next.trainingThread)
+      firstTrainedIndex = samples.length - 1;
+    say(
+      `  ${next.minute.toFixed(1)} min${next.trainingThread ? ' (training thread)' : ''}: rss ${next.rssMb} MB, heap ${next.heapUsedMb} MB, handles ${next.handles}, fds ${next.fds}, tensors ${next.tensors}, outbox ${next.outbox}, listeners ${next.listeners}, trainings ${next.trainings}, forecasts ${next.forecasts}, stored ${next.stored}`,
+    );
     await sleep(Math.min(sampleEveryMs, Math.max(0, deadline - Date.now())));
   }
   // A last sample at a quiet moment: a running training ends, and its thread exits once idle.
   for (let waited = 0; daemon.trainings.running.size > 0 && waited < 180_000; waited += 1000) await sleep(1000);
-  for (let waited = 0; (daemon.pool.generationInfo?.threads ?? 0) > 0 && waited < (config.scheduler.idleThreadSeconds + 10) * 1000; waited += 1000) await sleep(1000);
+  for (let waited = 0; (daemon.pool.generationInfo?.threads ?? 0) > 0 && waited < (config.scheduler.idleThreadSeconds + 10) * 1000; waited += 1000)
+    await sleep(1000);
   samples.push(sample());
 
   clearInterval(liveTimer);
@@ -259,7 +292,12 @@ async function main(): Promise<void> {
     brokerDropped,
     lost: brokerDropped === null ? null : sent.acked - stored - rejected() - brokerDropped,
   };
-  const counters = { trainings: { ...daemon.trainings.counters }, pool: { ...daemon.pool.counters }, ingest: { stored: daemon.ingestor.counters.stored, duplicates: daemon.ingestor.counters.duplicates }, forecasts: { ...daemon.forecasts.counters } };
+  const counters = {
+    trainings: { ...daemon.trainings.counters },
+    pool: { ...daemon.pool.counters },
+    ingest: { stored: daemon.ingestor.counters.stored, duplicates: daemon.ingestor.counters.duplicates },
+    forecasts: { ...daemon.forecasts.counters },
+  };
   reader.close();
   await sensor.endAsync();
   await brokerDrops?.close();
@@ -275,16 +313,45 @@ async function main(): Promise<void> {
   const end = warm.at(-1)!;
   const hours = warm.map((s) => s.minute / 60);
   const slopes = {
-    rss_mb_per_h: slope(hours, warm.map((s) => s.rssMb)),
-    heap_mb_per_h: slope(hours, warm.map((s) => s.heapUsedMb)),
-    handles_per_h: slope(hours, warm.map((s) => s.handles)),
-    fds_per_h: slope(hours, warm.map((s) => s.fds)),
-    tensors_per_h: slope(hours, warm.map((s) => s.tensors)),
-    wal_mb_per_h: slope(hours, warm.map((s) => s.walMb)),
-    outbox_per_h: slope(hours, warm.map((s) => s.outbox)),
-    listeners_per_h: slope(hours, warm.map((s) => s.listeners)),
+    rss_mb_per_h: slope(
+      hours,
+      warm.map((s) => s.rssMb),
+    ),
+    heap_mb_per_h: slope(
+      hours,
+      warm.map((s) => s.heapUsedMb),
+    ),
+    handles_per_h: slope(
+      hours,
+      warm.map((s) => s.handles),
+    ),
+    fds_per_h: slope(
+      hours,
+      warm.map((s) => s.fds),
+    ),
+    tensors_per_h: slope(
+      hours,
+      warm.map((s) => s.tensors),
+    ),
+    wal_mb_per_h: slope(
+      hours,
+      warm.map((s) => s.walMb),
+    ),
+    outbox_per_h: slope(
+      hours,
+      warm.map((s) => s.outbox),
+    ),
+    listeners_per_h: slope(
+      hours,
+      warm.map((s) => s.listeners),
+    ),
   };
-  const row = (label: string, s: Pick<Sample, 'rssMb' | 'heapUsedMb' | 'externalMb' | 'handles' | 'fds' | 'tensors' | 'tensorMb' | 'dbMb' | 'walMb'> & { minute: number | string }) => ({
+  const row = (
+    label: string,
+    s: Pick<Sample, 'rssMb' | 'heapUsedMb' | 'externalMb' | 'handles' | 'fds' | 'tensors' | 'tensorMb' | 'dbMb' | 'walMb'> & {
+      minute: number | string;
+    },
+  ) => ({
     '': label,
     minute: s.minute,
     'rss MB': s.rssMb,
@@ -301,10 +368,23 @@ async function main(): Promise<void> {
   const table = formatTable(`forecastd soak, ${minutes} min (start and end: samples with no training thread alive)`, [
     row('start (warm)', start),
     row('end', end),
-    row('peak, any', { ...end, minute: '-', rssMb: peak((s) => s.rssMb), heapUsedMb: peak((s) => s.heapUsedMb), externalMb: peak((s) => s.externalMb), handles: peak((s) => s.handles), fds: peak((s) => s.fds), tensors: peak((s) => s.tensors), walMb: peak((s) => s.walMb) }),
+    row('peak, any', {
+      ...end,
+      minute: '-',
+      rssMb: peak((s) => s.rssMb),
+      heapUsedMb: peak((s) => s.heapUsedMb),
+      externalMb: peak((s) => s.externalMb),
+      handles: peak((s) => s.handles),
+      fds: peak((s) => s.fds),
+      tensors: peak((s) => s.tensors),
+      walMb: peak((s) => s.walMb),
+    }),
   ]);
   const handleDiff = Object.fromEntries(
-    [...new Set([...Object.keys(start.handleTypes), ...Object.keys(end.handleTypes)])].map((type) => [type, `${start.handleTypes[type] ?? 0} → ${end.handleTypes[type] ?? 0}`]),
+    [...new Set([...Object.keys(start.handleTypes), ...Object.keys(end.handleTypes)])].map((type) => [
+      type,
+      `${start.handleTypes[type] ?? 0} → ${end.handleTypes[type] ?? 0}`,
+    ]),
   );
   const lines = [
     table,

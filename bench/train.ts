@@ -81,8 +81,12 @@ function makeData(n: number) {
   const length = n + STEPS + HORIZON;
   const series = Float32Array.from({ length }, (_, t) => Math.sin((2 * Math.PI * t) / 24) + 0.3 * Math.sin((2 * Math.PI * t) / 168) + 0.2 * noise());
   const covariates = (t: number) => [
-    Math.sin((2 * Math.PI * t) / 24), Math.cos((2 * Math.PI * t) / 24), Math.sin((2 * Math.PI * t) / 168), Math.cos((2 * Math.PI * t) / 168),
-    0.5 * noise(), 0.5 * noise(),
+    Math.sin((2 * Math.PI * t) / 24),
+    Math.cos((2 * Math.PI * t) / 24),
+    Math.sin((2 * Math.PI * t) / 168),
+    Math.cos((2 * Math.PI * t) / 168),
+    0.5 * noise(),
+    0.5 * noise(),
   ];
   const inputs = new Float32Array(n * STEPS * FEATURES);
   const targets = new Float32Array(n * HORIZON);
@@ -94,7 +98,9 @@ function makeData(n: number) {
 }
 
 function buildModel(fused: boolean): LayersModel {
-  const stock = sequential([lstm(UNITS, { returnSequences: true, inputShape: [STEPS, FEATURES] }), lstm(UNITS), dense(HORIZON)]).build(tf, { seed: SEED });
+  const stock = sequential([lstm(UNITS, { returnSequences: true, inputShape: [STEPS, FEATURES] }), lstm(UNITS), dense(HORIZON)]).build(tf, {
+    seed: SEED,
+  });
   if (!fused) return stock;
   const model = withFusedLstm(tf, stock);
   stock.dispose();
@@ -151,7 +157,9 @@ async function measure(variant: VariantName, data: ReturnType<typeof makeData>, 
         epochWall.push(wall);
         epochCpu.push(cpu);
       }
-      log(`  ${label}: ${epoch === 0 ? 'warm-up epoch' : `epoch ${epoch}`} ${wall.toFixed(2)} s (cpu ${cpu.toFixed(2)} s), ${Math.round(options.n / wall)} samples/s, loss ${finalLoss.toFixed(4)}`);
+      log(
+        `  ${label}: ${epoch === 0 ? 'warm-up epoch' : `epoch ${epoch}`} ${wall.toFixed(2)} s (cpu ${cpu.toFixed(2)} s), ${Math.round(options.n / wall)} samples/s, loss ${finalLoss.toFixed(4)}`,
+      );
     }
 
     const windowSize = STEPS * FEATURES;
@@ -200,7 +208,15 @@ interface TorchResult {
 /** The PyTorch peer, or why it is absent. Debian's python3 first: a pyenv or venv python may lack torch. */
 function runTorch(options: Options): TorchResult | { absent: string } {
   const script = fileURLToPath(new URL('../../bench/torch_peer.py', import.meta.url));
-  const args = JSON.stringify({ n: options.n, steps: STEPS, features: FEATURES, horizon: HORIZON, units: UNITS, batch: BATCH, epochs: options.epochs });
+  const args = JSON.stringify({
+    n: options.n,
+    steps: STEPS,
+    features: FEATURES,
+    horizon: HORIZON,
+    units: UNITS,
+    batch: BATCH,
+    epochs: options.epochs,
+  });
   const reasons: string[] = [];
   for (const python of ['/usr/bin/python3', 'python3']) {
     const run = spawnSync(python, [script, args], {
@@ -219,13 +235,16 @@ function runTorch(options: Options): TorchResult | { absent: string } {
   return { absent: reasons.join('; ') };
 }
 
-const format = (value: number | null, digits = 0) => (value === null || !Number.isFinite(value) ? '—' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const format = (value: number | null, digits = 0) =>
+  value === null || !Number.isFinite(value) ? '—' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const ratio = (value: number | null) => (value === null ? '—' : `${value.toFixed(2)}x`);
 
 async function main() {
   const options = parseOptions(process.argv.slice(2));
   const log = (line: string) => process.stdout.write(`${line}\n`);
-  log(`bench:train — LSTM(${UNITS}, returnSequences) → LSTM(${UNITS}) → Dense(${HORIZON}); windows ${STEPS}×${FEATURES}, batch ${BATCH}, Adam, MSE, N = ${options.n}, median of ${options.epochs} epoch(s) after a warm-up`);
+  log(
+    `bench:train — LSTM(${UNITS}, returnSequences) → LSTM(${UNITS}) → Dense(${HORIZON}); windows ${STEPS}×${FEATURES}, batch ${BATCH}, Adam, MSE, N = ${options.n}, median of ${options.epochs} epoch(s) after a warm-up`,
+  );
   log(`${(TRAIN_FLOPS_PER_SAMPLE / 1e6).toFixed(2)} MFLOP per training sample; node ${process.version}, tfjs ${tf.version.tfjs}`);
 
   let torch: TorchResult | null = null;
@@ -236,7 +255,8 @@ async function main() {
     else {
       torch = result;
       log(`  torch ${result.torch} via ${result.python}, BLAS ${result.blas}, ${result.threads} thread(s)`);
-      if (result.blas !== 'openblas') log(`  warning: torch runs on ${result.blas} BLAS here, about 3x slower than with OpenBLAS: ratios flatter tfjs`);
+      if (result.blas !== 'openblas')
+        log(`  warning: torch runs on ${result.blas} BLAS here, about 3x slower than with OpenBLAS: ratios flatter tfjs`);
     }
   } else log('PyTorch peer skipped (--no-torch)');
 
@@ -249,18 +269,37 @@ async function main() {
 
   const rows: Array<[string, Measurement]> = [];
   if (torch) {
-    rows.push([`PyTorch ${torch.torch}, 1 thread, ${torch.blas}`, {
-      trainSps: torch.train_sps, trainCpuSps: torch.train_cpu_sps, finalLoss: NaN,
-      b1Ms: torch.b1_ms, b1CpuMs: torch.b1_cpu_ms, b256Wps: torch.b256_wps, b256CpuWps: torch.b256_cpu_wps,
-    }]);
+    rows.push([
+      `PyTorch ${torch.torch}, 1 thread, ${torch.blas}`,
+      {
+        trainSps: torch.train_sps,
+        trainCpuSps: torch.train_cpu_sps,
+        finalLoss: NaN,
+        b1Ms: torch.b1_ms,
+        b1CpuMs: torch.b1_cpu_ms,
+        b256Wps: torch.b256_wps,
+        b256CpuWps: torch.b256_cpu_wps,
+      },
+    ]);
   }
   for (const variant of options.variants) rows.push([VARIANTS[variant].label, results[variant]!]);
   const peer = rows.find(([label]) => label.startsWith('PyTorch'))?.[1];
   /** Speed relative to PyTorch: >1 is faster; for latencies, PyTorch's ms over ours. */
-  const speedup = (ours: number, theirs: number | undefined, latency = false) => (theirs === undefined ? null : latency ? theirs / ours : ours / theirs);
+  const speedup = (ours: number, theirs: number | undefined, latency = false) =>
+    theirs === undefined ? null : latency ? theirs / ours : ours / theirs;
 
   const printTable = (title: string, pick: (m: Measurement) => { sps: number; b1: number; b256: number }) => {
-    const header = ['implementation', 'train samples/s', 'x torch', 'GFLOP/s', 'batch-1 ms', 'x torch', 'batch-256 windows/s', 'x torch', 'final loss'];
+    const header = [
+      'implementation',
+      'train samples/s',
+      'x torch',
+      'GFLOP/s',
+      'batch-1 ms',
+      'x torch',
+      'batch-256 windows/s',
+      'x torch',
+      'final loss',
+    ];
     const table = rows.map(([label, m]) => {
       const ours = pick(m);
       const theirs = peer ? pick(peer) : undefined;
@@ -277,7 +316,8 @@ async function main() {
       ];
     });
     const widths = header.map((cell, column) => Math.max(cell.length, ...table.map((row) => row[column].length)));
-    const line = (cells: string[]) => `| ${cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join(' | ')} |`;
+    const line = (cells: string[]) =>
+      `| ${cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join(' | ')} |`;
     log('');
     log(title);
     log(line(header));
@@ -285,7 +325,11 @@ async function main() {
     for (const row of table) log(line(row));
   };
   printTable('Wall clock:', (m) => ({ sps: m.trainSps, b1: m.b1Ms, b256: m.b256Wps }));
-  printTable('CPU time of the process (steadier when other work shares the cores):', (m) => ({ sps: m.trainCpuSps, b1: m.b1CpuMs, b256: m.b256CpuWps }));
+  printTable('CPU time of the process (steadier when other work shares the cores):', (m) => ({
+    sps: m.trainCpuSps,
+    b1: m.b1CpuMs,
+    b256: m.b256CpuWps,
+  }));
   log('');
   log(torch ? 'x torch: speed relative to PyTorch (>1: faster; for batch-1 latency, PyTorch ms / ours).' : 'PyTorch absent: no ratios.');
   log(`Physical limit: ~90 GFLOP/s per core for large float32 matmuls = ~${format(90e9 / TRAIN_FLOPS_PER_SAMPLE)} samples/s.`);

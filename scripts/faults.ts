@@ -37,8 +37,9 @@ const COLUMNS: Array<[keyof FaultRow, string]> = [
   ['recovery', 'recovery'],
 ];
 
-const text = (value: unknown) => (typeof value === 'number' ? value.toLocaleString('en-US', { maximumFractionDigits: 1 }) : String(value ?? ''));
-const cell = (value: unknown) => text(value).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const text = (value: FaultRow[keyof FaultRow] | undefined) =>
+  typeof value === 'number' ? value.toLocaleString('en-US', { maximumFractionDigits: 1 }) : (value ?? '');
+const cell = (value: FaultRow[keyof FaultRow] | undefined) => text(value).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 /** A Markdown table of the figures, then each row's explanation as a numbered note (too long for a cell). */
 function faultTable(rows: FaultRow[]): string {

@@ -53,7 +53,8 @@ export class BrokerDropWatch implements Route {
         { topic: BROKER_DROPPED_TOPIC, reasonCode: refusal.reasonCode },
         'the broker does not let forecastd read its drop counter: grant read on this topic in its ACL to see dropped messages, or set mqtt.watchBrokerDrops false',
       );
-    } else if (outcome.error) this.deps.log.debug({ topic: BROKER_DROPPED_TOPIC, err: outcome.error.message }, 'cannot follow the broker drop counter');
+    } else if (outcome.error)
+      this.deps.log.debug({ topic: BROKER_DROPPED_TOPIC, err: outcome.error.message }, 'cannot follow the broker drop counter');
   }
 
   /** Takes one published value; warns when the count grew (or, on first sight, is already above zero). */

@@ -116,7 +116,11 @@ export function createBrokerLink(mqttConfig: MqttConfig, log: Logger, options: C
       // Two processes sharing one client id take the session (and the readings queued in it) from each other: what
       // the other one receives and acknowledges never reaches this database.
       stats.sessionTakeovers++;
-      failureLog.error('takeover', { url: mqttConfig.url, clientId: mqttConfig.clientId, hint: TAKEOVER_HINT }, 'another client took over our MQTT session (same client id)');
+      failureLog.error(
+        'takeover',
+        { url: mqttConfig.url, clientId: mqttConfig.clientId, hint: TAKEOVER_HINT },
+        'another client took over our MQTT session (same client id)',
+      );
     } else {
       log.warn({ url: mqttConfig.url, reasonCode, reason: packet.properties?.reasonString }, 'the broker disconnected us');
     }
@@ -167,7 +171,8 @@ class AttemptTracker {
   /** The connection has lasted: the fault is over, so the next one is logged at once again. */
   stable(): void {
     const heldBack = this.failureLog.reset();
-    if (heldBack > 0) this.log.info({ url: this.mqttConfig.url, failuresNotLogged: heldBack }, 'broker reachable again; failures held back from the log meanwhile');
+    if (heldBack > 0)
+      this.log.info({ url: this.mqttConfig.url, failuresNotLogged: heldBack }, 'broker reachable again; failures held back from the log meanwhile');
   }
 
   errored(error: Error): void {

@@ -182,7 +182,10 @@ export class InboundRouter {
     this.replayParked();
     if (this.overflowSinceFallback) {
       this.overflowSinceFallback = false;
-      this.options.log.warn({ dropped: this.counters.parkedOverflow }, 'reconnecting so that the broker resends the messages that arrived before ingest was ready and did not fit in memory');
+      this.options.log.warn(
+        { dropped: this.counters.parkedOverflow },
+        'reconnecting so that the broker resends the messages that arrived before ingest was ready and did not fit in memory',
+      );
       this.options.requestRedelivery();
     }
   }

@@ -60,7 +60,12 @@ export interface MqttLink {
 }
 
 /** mqtt.js's SUBACK codes: numbers (≥ 0x80 refused) or, for some brokers, objects. */
-function subscribeOutcome(filters: readonly string[], error: Error | null, granted: Array<{ topic: string; qos: number }> | undefined, codes: Array<number | object> | undefined): SubscribeOutcome {
+function subscribeOutcome(
+  filters: readonly string[],
+  error: Error | null,
+  granted: Array<{ topic: string; qos: number }> | undefined,
+  codes: Array<number | object> | undefined,
+): SubscribeOutcome {
   const refused = filters.flatMap((filter, index) => {
     const code = codes?.[index];
     return typeof code === 'number' && code >= 0x80 ? [{ filter, reasonCode: code }] : [];
@@ -96,7 +101,10 @@ export function createMqttLink(url: string, clientOptions: IClientOptions, optio
       return;
     }
     counters.acksBeforeCommit++;
-    options.log.error({ messageId: packet.messageId, acksBeforeCommit: counters.acksBeforeCommit }, 'a PUBACK left for a message no route released: that reading may not be stored (a bug: please report it)');
+    options.log.error(
+      { messageId: packet.messageId, acksBeforeCommit: counters.acksBeforeCommit },
+      'a PUBACK left for a message no route released: that reading may not be stored (a bug: please report it)',
+    );
   });
 
   const sequencer = new AckSequencer(sendPuback);

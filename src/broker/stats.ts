@@ -43,7 +43,17 @@ export class BrokerStats {
 const AUTH_REASON_CODES = new Set([4, 5, 0x86, 0x87, 0x8a, 0x8c]);
 
 // Socket errors of a broker that is down, unreachable or slow; not something a config change fixes.
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 // OpenSSL verification results (CERT_HAS_EXPIRED, DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...),
 // Node's own TLS errors (ERR_TLS_CERT_ALTNAME_INVALID) and TLS alerts from the broker (ERR_SSL_...).

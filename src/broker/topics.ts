@@ -29,6 +29,7 @@ export const trainRequestTopic = (baseTopic: string, forecast: string) => `${bas
 
 export const homeAssistantBirthTopic = (discoveryPrefix: string) => `${discoveryPrefix}/status`;
 
-export const homeAssistantDiscoveryTopic = (discoveryPrefix: string, node: string, objectId: string) => `${discoveryPrefix}/sensor/${node}/${objectId}/config`;
+export const homeAssistantDiscoveryTopic = (discoveryPrefix: string, node: string, objectId: string) =>
+  `${discoveryPrefix}/sensor/${node}/${objectId}/config`;
 
 export const BROKER_DROPPED_TOPIC = '$SYS/broker/publish/messages/dropped';

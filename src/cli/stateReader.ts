@@ -41,14 +41,20 @@ export function findForecast(config: Config, name: string | undefined, configPat
   return forecast;
 }
 
-const hasTable = (db: Db, table: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").pluck().get(table) !== undefined;
+const hasTable = (db: Db, table: string) =>
+  db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").pluck().get(table) !== undefined;
 
 export function openState(config: Config, options: { write?: boolean } = {}): StateReader {
   const { databasePath, checkpointRoot } = statePaths(config);
   let store: SqliteStore;
   try {
     // A CLI reader says so on stderr, so that a refused record is not silently missing from its output.
-    store = openSqliteStore({ path: databasePath, synchronous: config.storage.synchronous, readonly: !options.write, onRefused: (refusal) => process.stderr.write(`forecastd: ${refusal.message} (left out)\n`) });
+    store = openSqliteStore({
+      path: databasePath,
+      synchronous: config.storage.synchronous,
+      readonly: !options.write,
+      onRefused: (refusal) => process.stderr.write(`forecastd: ${refusal.message} (left out)\n`),
+    });
   } catch (error) {
     throw new StateError(
       `cannot open the database ${databasePath}: ${(error as Error).message}\n` +
@@ -105,7 +111,14 @@ export function localTime(ms: number | string | null | undefined): string {
 export function ago(ms: number, now = Date.now()): string {
   const seconds = Math.round((now - ms) / 1000);
   const abs = Math.abs(seconds);
-  const text = abs < 90 ? `${abs} s` : abs < 5400 ? `${Math.round(abs / 60)} min` : abs < 172_800 ? `${Math.round(abs / 3600)} h` : `${Math.round(abs / 86_400)} d`;
+  const text =
+    abs < 90
+      ? `${abs} s`
+      : abs < 5400
+        ? `${Math.round(abs / 60)} min`
+        : abs < 172_800
+          ? `${Math.round(abs / 3600)} h`
+          : `${Math.round(abs / 86_400)} d`;
   return seconds >= 0 ? `${text} ago` : `in ${text}`;
 }
 
@@ -116,4 +129,5 @@ export function bytes(count: number): string {
   return `${(count / 1024 ** 3).toFixed(2)} GB`;
 }
 
-export const fmt = (value: number | null | undefined, digits = 3) => (value === null || value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits));
+export const fmt = (value: number | null | undefined, digits = 3) =>
+  value === null || value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);

@@ -6,7 +6,13 @@ import { z } from 'zod';
 import { formatDuration } from '../time/duration.js';
 import { configSchema } from './schema.js';
 
-type ZodDef = { type: string; innerType?: { _zod: { def: ZodDef } }; in?: { _zod: { def: ZodDef } }; out?: { _zod: { def: ZodDef } }; defaultValue?: unknown };
+type ZodDef = {
+  type: string;
+  innerType?: { _zod: { def: ZodDef } };
+  in?: { _zod: { def: ZodDef } };
+  out?: { _zod: { def: ZodDef } };
+  defaultValue?: unknown;
+};
 
 /** A duration field is a pipe from `string | number` into the parseDuration transform (see `duration` in schema.ts). */
 function isDuration(def: ZodDef): boolean {

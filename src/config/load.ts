@@ -6,7 +6,10 @@ import { configSchema, type Config } from './schema.js';
 
 /** A config that cannot be used; the message names every offending key and what is wrong with it. */
 export class ConfigError extends Error {
-  constructor(readonly source: string, readonly problems: string[]) {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
     super(`invalid config ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }

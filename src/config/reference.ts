@@ -93,7 +93,8 @@ function docLines(node: SchemaNode, indent: number, required: boolean): string[]
 }
 
 const isSection = (node: SchemaNode) => node.type === 'object' && node.properties !== undefined;
-const isObjectArray = (node: SchemaNode) => node.type === 'array' && node.items !== undefined && (isSection(node.items) || node.items.oneOf !== undefined);
+const isObjectArray = (node: SchemaNode) =>
+  node.type === 'array' && node.items !== undefined && (isSection(node.items) || node.items.oneOf !== undefined);
 
 /** The variant of a `oneOf` (layers) that an example entry is, by its `type` constant. */
 function variantFor(items: SchemaNode, entry: Values): SchemaNode {

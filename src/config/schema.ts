@@ -43,20 +43,19 @@ export const SERIES_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/;
 const SERIES_NAME_RULE = 'a series name is 1-128 characters of letters, digits, _ . : - (not starting with . : -)';
 const seriesName = z.string().regex(SERIES_NAME, SERIES_NAME_RULE);
 
-const forecastName = z
-  .string()
-  .regex(/^[a-z0-9_][a-z0-9_-]{0,63}$/, 'a forecast name is 1-64 lowercase letters, digits, _ or -');
+const forecastName = z.string().regex(/^[a-z0-9_][a-z0-9_-]{0,63}$/, 'a forecast name is 1-64 lowercase letters, digits, _ or -');
 
-export const ACTIVATIONS = [
-  'linear', 'relu', 'tanh', 'sigmoid', 'hardSigmoid', 'softplus', 'softsign', 'selu', 'elu', 'exponential',
-] as const;
+export const ACTIVATIONS = ['linear', 'relu', 'tanh', 'sigmoid', 'hardSigmoid', 'softplus', 'softsign', 'selu', 'elu', 'exponential'] as const;
 
 const lstmLayer = z
   .object({
     type: z.literal('lstm'),
     units: z.number().int().min(1).max(1024).meta({ description: 'Dimensionality of the output space.' }),
     activation: z.enum(ACTIVATIONS).default('tanh').meta({ description: 'Activation of the cell output (Keras default tanh).' }),
-    recurrentActivation: z.enum(ACTIVATIONS).default('sigmoid').meta({ description: 'Gate activation; Keras default sigmoid (tfjs would use hardSigmoid).' }),
+    recurrentActivation: z
+      .enum(ACTIVATIONS)
+      .default('sigmoid')
+      .meta({ description: 'Gate activation; Keras default sigmoid (tfjs would use hardSigmoid).' }),
     returnSequences: z.boolean().optional().meta({
       description: 'Return the whole sequence. Default: true when another LSTM follows, false on the last LSTM.',
     }),
@@ -74,7 +73,10 @@ const denseLayer = z
     units: z.number().int().min(1).max(4096).optional().meta({
       description: 'Output units. The last Dense layer must have `horizon` units and defaults to it.',
     }),
-    activation: z.enum(ACTIVATIONS).default('linear').meta({ description: 'Activation of the output; linear (the Keras default) suits a regression output.' }),
+    activation: z
+      .enum(ACTIVATIONS)
+      .default('linear')
+      .meta({ description: 'Activation of the output; linear (the Keras default) suits a regression output.' }),
     useBias: z.boolean().default(true).meta({ description: 'Whether the layer adds a bias vector.' }),
   })
   .strict()
@@ -84,9 +86,7 @@ export const layerSchema = z.discriminatedUnion('type', [lstmLayer, denseLayer])
 
 const trainingSchema = z
   .object({
-    schedule: cronExpression()
-      .default('17 3 * * *')
-      .meta({ description: 'node-cron expression for retraining (seconds field optional).' }),
+    schedule: cronExpression().default('17 3 * * *').meta({ description: 'node-cron expression for retraining (seconds field optional).' }),
     timezone: z
       .string()
       .refine(isTimeZone, { message: 'not an IANA time zone (e.g. Europe/Berlin)' })
@@ -103,7 +103,8 @@ const trainingSchema = z
     keepCheckpoints: z.number().int().min(1).max(50).default(2).meta({ description: 'Verified checkpoints kept per forecast.' }),
     seed: z.number().int().optional().meta({ description: 'Seed for weight initialisation and shuffling (reproducible trainings).' }),
     lstmImplementation: z.enum(['auto', 'fused', 'stock']).default('auto').meta({
-      description: "auto: forecastd's fused LSTM kernel on the wasm and cpu backends (about 10x faster there), tfjs's own LSTM on native. Same maths and checkpoint format either way.",
+      description:
+        "auto: forecastd's fused LSTM kernel on the wasm and cpu backends (about 10x faster there), tfjs's own LSTM on native. Same maths and checkpoint format either way.",
     }),
     warmStart: z.boolean().default(true).meta({
       description: "Start a retrain from the serving model's weights (same model shape) instead of from scratch, so that a Pi retrains in minutes.",
@@ -120,7 +121,10 @@ const trainingSchema = z
       .meta({ description: 'Keras EarlyStopping on val_loss; needs a validation part (validationSplit > 0).' }),
     reduceLrOnPlateau: z
       .object({
-        enabled: z.boolean().default(true).meta({ description: 'Multiply the learning rate by `factor` when val_loss stalls (Keras ReduceLROnPlateau).' }),
+        enabled: z
+          .boolean()
+          .default(true)
+          .meta({ description: 'Multiply the learning rate by `factor` when val_loss stalls (Keras ReduceLROnPlateau).' }),
         factor: z.number().gt(0).lt(1).default(0.5).meta({ description: 'New rate = rate * factor.' }),
         patience: z.number().int().min(0).max(1000).default(2).meta({ description: 'Epochs without improvement before the rate is reduced.' }),
         minDelta: z.number().min(0).default(0.0001).meta({ description: 'Smallest decrease of val_loss that counts as an improvement.' }),
@@ -152,7 +156,8 @@ const evaluationSchema = z
       description: 'Ridge penalty of the linear baseline, relative to the mean variance of its inputs.',
     }),
     liveWindowDays: z.number().int().min(1).max(30).default(7).meta({
-      description: 'Live accuracy: issued forecasts are scored against the readings that came after them over this many days, published on <baseTopic>/<forecast>/accuracy and in /metrics.',
+      description:
+        'Live accuracy: issued forecasts are scored against the readings that came after them over this many days, published on <baseTopic>/<forecast>/accuracy and in /metrics.',
     }),
   })
   .strict();
@@ -203,21 +208,38 @@ const topicRuleSchema = z
       description:
         'Payload format; unset means auto. auto: a plain number, JSON (a value object, an object of numeric fields, an array of those) or SenML (RFC 8428, told by its labels). number: plain numbers only. json: JSON, never read as SenML. senml: SenML JSON only.',
     }),
-    valuePath: z.string().max(256).regex(/^[^.]+(\.[^.]+)*$/, 'a dot path such as data.temp').optional().meta({
-      description: 'Dot path of the value in a JSON object, e.g. data.temp; only that value is read, as the series itself. Unset: value/v/val, else every numeric field.',
-    }),
-    timestampPath: z.string().max(256).regex(/^[^.]+(\.[^.]+)*$/, 'a dot path such as meta.time').optional().meta({
-      description: 'Dot path of the time in a JSON object, e.g. meta.time (epoch s, epoch ms or ISO 8601 with a zone). Unset: ts/time/timestamp, else the receive time.',
-    }),
+    valuePath: z
+      .string()
+      .max(256)
+      .regex(/^[^.]+(\.[^.]+)*$/, 'a dot path such as data.temp')
+      .optional()
+      .meta({
+        description:
+          'Dot path of the value in a JSON object, e.g. data.temp; only that value is read, as the series itself. Unset: value/v/val, else every numeric field.',
+      }),
+    timestampPath: z
+      .string()
+      .max(256)
+      .regex(/^[^.]+(\.[^.]+)*$/, 'a dot path such as meta.time')
+      .optional()
+      .meta({
+        description:
+          'Dot path of the time in a JSON object, e.g. meta.time (epoch s, epoch ms or ISO 8601 with a zone). Unset: ts/time/timestamp, else the receive time.',
+      }),
   })
   .strict()
   .superRefine((rule, ctx) => {
     const named = new Set([...rule.pattern.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((match) => match[1]));
     for (const [, name] of rule.series.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) {
-      if (!named.has(name)) ctx.addIssue({ code: 'custom', path: ['series'], message: `the series template names {${name}}, which the pattern lacks` });
+      if (!named.has(name))
+        ctx.addIssue({ code: 'custom', path: ['series'], message: `the series template names {${name}}, which the pattern lacks` });
     }
     if ((rule.format === 'number' || rule.format === 'senml') && (rule.valuePath !== undefined || rule.timestampPath !== undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['format'], message: `valuePath and timestampPath apply to JSON objects: use format auto or json, not ${rule.format}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['format'],
+        message: `valuePath and timestampPath apply to JSON objects: use format auto or json, not ${rule.format}`,
+      });
     }
   })
   .meta({ description: 'Which topics to subscribe to, how a topic names its series, and how its payloads are read.' });
@@ -225,30 +247,54 @@ const topicRuleSchema = z
 const mqttSchema = z
   .object({
     url: z.string().default('mqtt://127.0.0.1:1883').meta({ description: 'Broker URL (mqtt://, mqtts://, ws://).' }),
-    protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5).meta({
-      description: 'MQTT 5 (Mosquitto) or 3.1.1 = 4 (e.g. aedes 1.x, which does not answer an MQTT 5 CONNECT).',
-    }),
-    clientId: z.string().min(1).max(128).optional().meta({ description: 'Fixed client id for the persistent session; default forecastd-<hostname>.' }),
+    protocolVersion: z
+      .union([z.literal(4), z.literal(5)])
+      .default(5)
+      .meta({
+        description: 'MQTT 5 (Mosquitto) or 3.1.1 = 4 (e.g. aedes 1.x, which does not answer an MQTT 5 CONNECT).',
+      }),
+    clientId: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .meta({ description: 'Fixed client id for the persistent session; default forecastd-<hostname>.' }),
     username: z.string().optional().meta({ description: 'Broker user name; FORECASTD_MQTT_USERNAME overrides it.' }),
     password: z.string().optional().meta({ description: 'Prefer the FORECASTD_MQTT_PASSWORD environment variable or passwordFile.' }),
     passwordFile: z.string().optional().meta({
-      description: 'File holding the broker password (surrounding whitespace trimmed); used when neither FORECASTD_MQTT_PASSWORD nor password is set.',
+      description:
+        'File holding the broker password (surrounding whitespace trimmed); used when neither FORECASTD_MQTT_PASSWORD nor password is set.',
     }),
-    caFile: z.string().optional().meta({ description: 'CA certificate (PEM) the broker certificate must chain to; setting it enforces verification.' }),
+    caFile: z
+      .string()
+      .optional()
+      .meta({ description: 'CA certificate (PEM) the broker certificate must chain to; setting it enforces verification.' }),
     certFile: z.string().optional().meta({ description: 'Client certificate (PEM) for TLS client authentication; needs keyFile.' }),
     keyFile: z.string().optional().meta({ description: 'Private key (PEM) of certFile.' }),
-    clean: z.boolean().default(false).meta({ description: 'false keeps a persistent session, so the broker queues readings while forecastd is down.' }),
-    sessionExpiryDays: z.number().positive().default(7).meta({ description: 'MQTT 5 session expiry; an absent expiry would end the session at disconnect.' }),
+    clean: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'false keeps a persistent session, so the broker queues readings while forecastd is down.' }),
+    sessionExpiryDays: z
+      .number()
+      .positive()
+      .default(7)
+      .meta({ description: 'MQTT 5 session expiry; an absent expiry would end the session at disconnect.' }),
     keepaliveSeconds: z.number().int().min(5).max(3600).default(30).meta({
       description: 'MQTT keepalive: how soon a dead connection is noticed, on both sides.',
     }),
     reconnectSeconds: z.number().positive().default(2).meta({
-      description: 'First pause between reconnection attempts; it doubles (with jitter) up to reconnectMaxSeconds. forecastd never gives up on the broker.',
+      description:
+        'First pause between reconnection attempts; it doubles (with jitter) up to reconnectMaxSeconds. forecastd never gives up on the broker.',
     }),
     reconnectMaxSeconds: z.number().positive().default(60).meta({ description: 'Longest pause between reconnection attempts.' }),
-    baseTopic: z.string().regex(/^[^#+]+$/, 'no wildcards in baseTopic').default('forecastd').meta({
-      description: 'Prefix of everything forecastd publishes: <baseTopic>/availability, <baseTopic>/<forecast>/forecast.',
-    }),
+    baseTopic: z
+      .string()
+      .regex(/^[^#+]+$/, 'no wildcards in baseTopic')
+      .default('forecastd')
+      .meta({
+        description: 'Prefix of everything forecastd publishes: <baseTopic>/availability, <baseTopic>/<forecast>/forecast.',
+      }),
     watchBrokerDrops: z.boolean().default(true).meta({
       description:
         "Follow Mosquitto's $SYS/broker/publish/messages/dropped: the broker silently drops messages beyond max_queued_messages / max_queued_bytes for a client that is offline or slow, so readings can be lost before forecastd sees them. Exported as forecastd_broker_dropped_messages and warned about when it grows. The count covers all clients of the broker, not only forecastd; brokers without $SYS (aedes) leave it absent.",
@@ -276,9 +322,21 @@ const ingestSchema = z
         enabled: z.boolean().default(false).meta({
           description: 'Keep each rejected message in the dead_letters table (time, topic, reason, payload prefix, size, sha256) for diagnosis.',
         }),
-        maxPayloadBytes: z.number().int().min(0).max(65_536).default(1024).meta({ description: 'Bytes of each payload kept; the sha256 covers all of it.' }),
+        maxPayloadBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(65_536)
+          .default(1024)
+          .meta({ description: 'Bytes of each payload kept; the sha256 covers all of it.' }),
         keepDays: z.number().positive().default(7).meta({ description: 'Dead letters older than this are deleted.' }),
-        maxRows: z.number().int().min(1).max(10_000_000).default(10_000).meta({ description: 'At most about this many dead letters are kept; the oldest go first.' }),
+        maxRows: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000_000)
+          .default(10_000)
+          .meta({ description: 'At most about this many dead letters are kept; the oldest go first.' }),
       })
       .strict()
       .prefault({})
@@ -294,18 +352,26 @@ const storageSchema = z
     }),
     retention: z
       .object({
-        defaultDays: z.number().positive().default(365).meta({ description: 'Readings older than this many days are deleted, unless perSeries says otherwise.' }),
+        defaultDays: z
+          .number()
+          .positive()
+          .default(365)
+          .meta({ description: 'Readings older than this many days are deleted, unless perSeries says otherwise.' }),
         // A bad key would otherwise read only "Invalid key in record".
-        perSeries: z.record(seriesName, z.number().positive(), { error: (issue) => (issue.code === 'invalid_key' ? SERIES_NAME_RULE : undefined) }).default({}).meta({
-          description: 'Days to keep for particular series, by series name, e.g. {livingroom.temperature: 730}.',
-        }),
+        perSeries: z
+          .record(seriesName, z.number().positive(), { error: (issue) => (issue.code === 'invalid_key' ? SERIES_NAME_RULE : undefined) })
+          .default({})
+          .meta({
+            description: 'Days to keep for particular series, by series name, e.g. {livingroom.temperature: 730}.',
+          }),
         maxDatabaseMb: z.number().min(0).default(0).meta({
           description:
             'Cap on the data in the database, in MB (live pages, not the file size: freed pages are reused before the file grows, and the -wal comes on top). Above it the oldest readings of all series are deleted. 0: no cap.',
         }),
-        schedule: cronExpression()
-          .default('7-59/15 * * * *')
-          .meta({ description: 'node-cron expression for the retention run; the default, every 15 minutes at :07, :22, :37 and :52, stays clear of forecast ticks.' }),
+        schedule: cronExpression().default('7-59/15 * * * *').meta({
+          description:
+            'node-cron expression for the retention run; the default, every 15 minutes at :07, :22, :37 and :52, stays clear of forecast ticks.',
+        }),
       })
       .strict()
       .prefault({})
@@ -317,10 +383,13 @@ const publishSchema = z
   .object({
     topicTemplate: z.string().default('{baseTopic}/{forecast}/forecast').meta({ description: 'Where forecasts are published.' }),
     retain: z.boolean().default(true).meta({ description: 'Retained, so a consumer that connects later gets the current forecast at once.' }),
-    qos: z.union([z.literal(0), z.literal(1)]).default(1).meta({
-      description:
-        'Forecasts wait in the outbox table while the broker is unreachable, with either QoS. QoS 1: a forecast leaves the outbox only when the broker confirms it (PUBACK), so a disconnect or a restart loses none; one whose PUBACK was lost is sent again (consumers deduplicate by issuedAt). QoS 0: it counts as sent once written to the connection, which can lose it.',
-    }),
+    qos: z
+      .union([z.literal(0), z.literal(1)])
+      .default(1)
+      .meta({
+        description:
+          'Forecasts wait in the outbox table while the broker is unreachable, with either QoS. QoS 1: a forecast leaves the outbox only when the broker confirms it (PUBACK), so a disconnect or a restart loses none; one whose PUBACK was lost is sent again (consumers deduplicate by issuedAt). QoS 0: it counts as sent once written to the connection, which can lose it.',
+      }),
     expireAtHorizon: z.boolean().default(true).meta({
       description:
         'A forecast whose horizon is over (all its points in the past) is not sent any more, and (MQTT 5) carries a message expiry at its horizon, so that neither a broker queue nor the retained topic serves it stale.',
@@ -334,7 +403,11 @@ const publishSchema = z
         maxInFlight: z.number().int().min(1).max(1000).default(20).meta({
           description: 'QoS 1 forecasts sent and not yet confirmed at once (Mosquitto accepts 20 per client by default: max_inflight_messages).',
         }),
-        keepSettledHours: z.number().min(0).default(24).meta({ description: 'Sent, refused and expired forecasts stay in the outbox table this long (for diagnosis), then are deleted.' }),
+        keepSettledHours: z
+          .number()
+          .min(0)
+          .default(24)
+          .meta({ description: 'Sent, refused and expired forecasts stay in the outbox table this long (for diagnosis), then are deleted.' }),
       })
       .strict()
       .prefault({})
@@ -344,8 +417,19 @@ const publishSchema = z
 
 const schedulerSchema = z
   .object({
-    poolThreads: z.number().int().min(1).max(64).optional().meta({ description: 'Training threads; default one fewer than the cores, at least one.' }),
-    workerHeapMb: z.number().int().min(64).default(256).meta({ description: 'JS heap limit of each training thread, in MB; keep the sum below the service MemoryMax (512M in the shipped unit).' }),
+    poolThreads: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .optional()
+      .meta({ description: 'Training threads; default one fewer than the cores, at least one.' }),
+    workerHeapMb: z
+      .number()
+      .int()
+      .min(64)
+      .default(256)
+      .meta({ description: 'JS heap limit of each training thread, in MB; keep the sum below the service MemoryMax (512M in the shipped unit).' }),
     recycleWorkerAfter: z.number().int().min(0).default(20).meta({
       description:
         'Trainings after which the training threads are replaced by fresh ones, giving back the memory they grew (a WebAssembly heap never shrinks); 0: never. Not applied to the native backend, whose addon loads once per process.',
@@ -386,7 +470,10 @@ const lifecycleSchema = z
 
 const httpSchema = z
   .object({
-    enabled: z.boolean().default(false).meta({ description: 'Serve /healthz, /readyz, /metrics (Prometheus), the JSON API under /api and the dashboard at /.' }),
+    enabled: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'Serve /healthz, /readyz, /metrics (Prometheus), the JSON API under /api and the dashboard at /.' }),
     host: z.string().min(1).default('127.0.0.1').meta({
       description: 'Address to listen on. 127.0.0.1 keeps it on this machine; 0.0.0.0 (with a token) makes it reachable from the network.',
     }),
@@ -403,12 +490,19 @@ const homeAssistantSchema = z
     enabled: z.boolean().default(true).meta({
       description: 'Home Assistant MQTT discovery: a device per forecast with its sensors, re-sent when Home Assistant restarts.',
     }),
-    discoveryPrefix: z.string().regex(/^[^#+]+$/, 'no wildcards in discoveryPrefix').default('homeassistant').meta({
-      description: "Home Assistant's discovery prefix; its birth message is expected on <discoveryPrefix>/status.",
-    }),
-    deviceClasses: z.record(forecastName, z.string().regex(/^[a-z_]+$/)).default({}).meta({
-      description: 'Home Assistant device_class of the forecast sensors, by forecast name, e.g. {living_room: temperature}.',
-    }),
+    discoveryPrefix: z
+      .string()
+      .regex(/^[^#+]+$/, 'no wildcards in discoveryPrefix')
+      .default('homeassistant')
+      .meta({
+        description: "Home Assistant's discovery prefix; its birth message is expected on <discoveryPrefix>/status.",
+      }),
+    deviceClasses: z
+      .record(forecastName, z.string().regex(/^[a-z_]+$/))
+      .default({})
+      .meta({
+        description: 'Home Assistant device_class of the forecast sensors, by forecast name, e.g. {living_room: temperature}.',
+      }),
   })
   .strict();
 

@@ -65,7 +65,10 @@ export function parseCheckpointMeta(raw: unknown, where: string): CheckpointMeta
   const version = versionOf(raw, 'metaVersion');
   if (version === undefined) return { metaVersion: CHECKPOINT_META_VERSION, ...parseWith(metaV1Schema, raw, what), timeZone: null };
   if (version === CHECKPOINT_META_VERSION) return parseWith(checkpointMetaSchema, raw, what);
-  throw new ContractError(what, `metaVersion: ${JSON.stringify(version)} is not a version this forecastd reads (it reads 1 and ${CHECKPOINT_META_VERSION}; a newer forecastd wrote it?)`);
+  throw new ContractError(
+    what,
+    `metaVersion: ${JSON.stringify(version)} is not a version this forecastd reads (it reads 1 and ${CHECKPOINT_META_VERSION}; a newer forecastd wrote it?)`,
+  );
 }
 
 /** The zone a process computes local calendar features in now (what Date#getHours uses). */

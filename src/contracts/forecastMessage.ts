@@ -74,5 +74,8 @@ export function parseForecastMessage(raw: unknown, where: string): ForecastMessa
   const version = versionOf(raw, 'messageVersion');
   if (version === undefined) return parseWith(forecastMessageSchema, { ...(raw as object), messageVersion: FORECAST_MESSAGE_VERSION }, what);
   if (version === FORECAST_MESSAGE_VERSION) return parseWith(forecastMessageSchema, raw, what);
-  throw new ContractError(what, `messageVersion: ${JSON.stringify(version)} is not a version this forecastd reads (it reads ${FORECAST_MESSAGE_VERSION})`);
+  throw new ContractError(
+    what,
+    `messageVersion: ${JSON.stringify(version)} is not a version this forecastd reads (it reads ${FORECAST_MESSAGE_VERSION})`,
+  );
 }

@@ -17,7 +17,11 @@ import { ContractError, parseWith, versionOf } from './contract.js';
 export const TRAINING_RECORD_VERSION = 2;
 
 /** A number that JSON may have turned into null (NaN, ±Infinity when written). */
-const score = () => z.number().nullable().transform((value) => value ?? Number.NaN);
+const score = () =>
+  z
+    .number()
+    .nullable()
+    .transform((value) => value ?? Number.NaN);
 const scores = () => z.array(score());
 
 const errorSummary = z.object({ mae: score(), rmse: score(), maeByStep: scores() });
@@ -145,7 +149,10 @@ export function parseTrainingRecord(raw: unknown, where: string): TrainingRecord
   const version = versionOf(raw, 'recordVersion');
   if (version === undefined) return upgradeV1(parseWith(recordV1Schema, raw, what));
   if (version === TRAINING_RECORD_VERSION) return parseWith(trainingRecordSchema, raw, what);
-  throw new ContractError(what, `recordVersion: ${JSON.stringify(version)} is not a version this forecastd reads (it reads 1 and ${TRAINING_RECORD_VERSION}; a newer forecastd wrote it?)`);
+  throw new ContractError(
+    what,
+    `recordVersion: ${JSON.stringify(version)} is not a version this forecastd reads (it reads 1 and ${TRAINING_RECORD_VERSION}; a newer forecastd wrote it?)`,
+  );
 }
 
 /**
@@ -153,5 +160,7 @@ export function parseTrainingRecord(raw: unknown, where: string): TrainingRecord
  * schema (a field that does not fit fails here, at write time, not at the next read), with every field present.
  */
 export function trainingRecordOf(summary: object): TrainingRecord {
-  return upgradeV1(parseWith(recordV1Schema, JSON.parse(JSON.stringify(summary)), `training record of ${String((summary as { version?: unknown }).version)}`));
+  return upgradeV1(
+    parseWith(recordV1Schema, JSON.parse(JSON.stringify(summary)), `training record of ${String((summary as { version?: unknown }).version)}`),
+  );
 }

@@ -122,7 +122,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log: child('ingest'),
     deadLetters: store.deadLetters ?? undefined,
   });
-  const ingest = new IngestRoute({ ingestor, store: readings, filters: topicMapper.filters, requestRedelivery: () => client.reconnect(), log: child('ingest') });
+  const ingest = new IngestRoute({
+    ingestor,
+    store: readings,
+    filters: topicMapper.filters,
+    requestRedelivery: () => client.reconnect(),
+    log: child('ingest'),
+  });
   link.setFallbackRoute(ingest);
   // Readings the broker dropped never reach ingest: its own counter is the only way to see them.
   const brokerDrops = config.mqtt.watchBrokerDrops ? new BrokerDropWatch({ log: child('broker') }) : null;
@@ -137,8 +143,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     clock,
     log: child('publish'),
   });
-  const sinks = new SinkSet([new MqttSink({ client, forecasts: outbox, baseTopic: config.mqtt.baseTopic, log: child('publish') })], (sink, what, error) =>
-    log.error({ sink, what, err: error.message }, 'a sink failed'),
+  const sinks = new SinkSet(
+    [new MqttSink({ client, forecasts: outbox, baseTopic: config.mqtt.baseTopic, log: child('publish') })],
+    (sink, what, error) => log.error({ sink, what, err: error.message }, 'a sink failed'),
   );
   sinks.start();
 
@@ -166,7 +173,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     onProgress: options.onProgress,
   });
   // Live accuracy: every issued forecast is kept for a few days and scored after each tick.
-  const liveAccuracy = new LiveAccuracyJob({ issued: store.issued, readings, clock, publish: (report) => sinks.publishAccuracy(report), log: child('accuracy') });
+  const liveAccuracy = new LiveAccuracyJob({
+    issued: store.issued,
+    readings,
+    clock,
+    publish: (report) => sinks.publishAccuracy(report),
+    log: child('accuracy'),
+  });
   const forecasting = new ForecastService({
     forecasts: config.forecasts,
     tf,
@@ -195,7 +208,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log: child('training'),
   });
   if (trainRequests) link.addRoute(trainRequests);
-  const scheduler = new Scheduler({ clock, log: child('scheduler'), train: (name, reason) => trainings.request(name, reason), issue: (name) => forecasting.issue(name) });
+  const scheduler = new Scheduler({
+    clock,
+    log: child('scheduler'),
+    train: (name, reason) => trainings.request(name, reason),
+    issue: (name) => forecasting.issue(name),
+  });
   scheduler.start(config.forecasts);
   const housekeeping = new Housekeeping({
     retention: new RetentionJob(db, config.storage.retention, { clock }),
@@ -226,7 +244,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
   });
 
-  log.info({ forecasts: config.forecasts.map((forecast) => forecast.name), availability: availabilityTopic(config.mqtt.baseTopic), stateDir: config.storage.stateDir }, 'forecastd started');
+  log.info(
+    {
+      forecasts: config.forecasts.map((forecast) => forecast.name),
+      availability: availabilityTopic(config.mqtt.baseTopic),
+      stateDir: config.storage.stateDir,
+    },
+    'forecastd started',
+  );
 
   let stopping: Promise<void> | null = null;
   return {

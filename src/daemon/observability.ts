@@ -142,13 +142,21 @@ export async function startObservability(parts: ObservedParts): Promise<Observab
     : null;
   const httpUrl = http
     ? await http.start().catch((error: Error) => {
-        log.error({ host: config.http.host, port: config.http.port, err: error.message }, 'HTTP could not listen (is the port taken? set http.port); running without it');
+        log.error(
+          { host: config.http.host, port: config.http.port, err: error.message },
+          'HTTP could not listen (is the port taken? set http.port); running without it',
+        );
         return null;
       })
     : null;
   telemetry?.start();
 
-  const status = new StatusReporter({ view, publish: (doc) => parts.sinks.publishStatus(doc), intervalSeconds: config.status.intervalSeconds, log: log.child({ component: 'status' }) });
+  const status = new StatusReporter({
+    view,
+    publish: (doc) => parts.sinks.publishStatus(doc),
+    intervalSeconds: config.status.intervalSeconds,
+    log: log.child({ component: 'status' }),
+  });
   if (config.homeAssistant.enabled) {
     const reachable = httpUrl && !['127.0.0.1', '::1', 'localhost', '0.0.0.0', '::'].includes(config.http.host);
     const ha = new HomeAssistantPublisher({

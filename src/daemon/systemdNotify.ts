@@ -89,7 +89,10 @@ export function systemdNotifier(options: SystemdNotifierOptions = {}): ServiceNo
     // Once: a missing tool would otherwise log every keep-alive period.
     if (failureLogged) return;
     failureLogged = true;
-    log?.error({ command, fields, reason }, `could not notify systemd; ${interval ? 'the watchdog will restart forecastd' : 'the unit may time out at start'} (is ${command} installed?)`);
+    log?.error(
+      { command, fields, reason },
+      `could not notify systemd; ${interval ? 'the watchdog will restart forecastd' : 'the unit may time out at start'} (is ${command} installed?)`,
+    );
   };
 
   const send = (fields: string[]) => {

@@ -67,18 +67,21 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     forecastsShown++;
     write(`\n[${elapsed()}] forecast received from the broker (built by model ${message.model.version}):\n`);
     write(
-      renderForecast({
-        forecast: message.forecast,
-        issuedAt: message.issuedAt,
-        intervalSeconds: message.intervalSeconds,
-        modelVersion: message.model.version,
-        backend: message.backend,
-        points: message.points,
-        recent: recentActuals(daemonRef.current, message),
-        unit: '°C',
-        model: message.model.validation ? { mae: message.model.validation.mae } : undefined,
-        baseline: message.model.validation ? { name: 'repeat last value', mae: message.model.validation.persistenceMae } : undefined,
-      }, { width: Math.max(72, Math.min(120, process.stdout.columns ?? 100)) }),
+      renderForecast(
+        {
+          forecast: message.forecast,
+          issuedAt: message.issuedAt,
+          intervalSeconds: message.intervalSeconds,
+          modelVersion: message.model.version,
+          backend: message.backend,
+          points: message.points,
+          recent: recentActuals(daemonRef.current, message),
+          unit: '°C',
+          model: message.model.validation ? { mae: message.model.validation.mae } : undefined,
+          baseline: message.model.validation ? { name: 'repeat last value', mae: message.model.validation.persistenceMae } : undefined,
+        },
+        { width: Math.max(72, Math.min(120, process.stdout.columns ?? 100)) },
+      ),
     );
   });
   await consumer.subscribeAsync(`${config.mqtt.baseTopic}/+/forecast`, { qos: 1 });
@@ -87,7 +90,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     config,
     log,
     onProgress: (progress) =>
-      write(`[${elapsed()}] training ${progress.forecast}: epoch ${progress.epoch}/${progress.epochs}  loss ${progress.loss?.toFixed(4)}  val_loss ${progress.valLoss?.toFixed(4)}\n`),
+      write(
+        `[${elapsed()}] training ${progress.forecast}: epoch ${progress.epoch}/${progress.epochs}  loss ${progress.loss?.toFixed(4)}  val_loss ${progress.valLoss?.toFixed(4)}\n`,
+      ),
     onTrained: (summary) => {
       trainedVersion = summary.version;
       const metrics = summary.metrics;
@@ -143,7 +148,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   });
 
   clearInterval(liveTimer);
-  write(`\n[${elapsed()}] stopping: ${counters.stored} readings stored, ${daemon.ingestor.rejectedTotal()} rejected, ${forecastsShown} forecasts received, model ${trainedVersion ?? 'none'}\n`);
+  write(
+    `\n[${elapsed()}] stopping: ${counters.stored} readings stored, ${daemon.ingestor.rejectedTotal()} rejected, ${forecastsShown} forecasts received, model ${trainedVersion ?? 'none'}\n`,
+  );
   await sensor.endAsync();
   await consumer.endAsync();
   await daemon.stop();
@@ -161,5 +168,7 @@ function recentActuals(daemon: Daemon | null, message: ForecastMessage): Array<{
   const fromMs = originMs - buckets * intervalMs;
   const data = daemon.readings.read(message.target, fromMs, originMs);
   const means = resampleMean(data.timestampsMs, data.values, fromMs, intervalMs, buckets);
-  return Array.from(means, (value, bucket) => ({ ts: new Date(fromMs + bucket * intervalMs).toISOString(), value })).filter((point) => !Number.isNaN(point.value));
+  return Array.from(means, (value, bucket) => ({ ts: new Date(fromMs + bucket * intervalMs).toISOString(), value })).filter(
+    (point) => !Number.isNaN(point.value),
+  );
 }

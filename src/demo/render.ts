@@ -56,14 +56,7 @@ const ANSI_RESET = '\x1b[0m';
 export function renderForecast(f: ForecastForDisplay, options: RenderOptions = {}): string {
   const width = options.width ?? DEFAULT_WIDTH;
   if (!Number.isInteger(width) || width < 1) throw new RangeError(`width must be a positive whole number, got ${width}`);
-  const lines: Line[] = [
-    headerLine(f, width),
-    [{ text: summaryText(f), style: 'dim' }],
-    [],
-    ...pointsTable(f),
-    [],
-    ...chart(f, width),
-  ];
+  const lines: Line[] = [headerLine(f, width), [{ text: summaryText(f), style: 'dim' }], [], ...pointsTable(f), [], ...chart(f, width)];
   return lines.map((line) => toText(fitToWidth(line, width), options.color ?? false)).join('\n') + '\n';
 }
 
@@ -125,7 +118,11 @@ function chart(f: ForecastForDisplay, width: number): Line[] {
   const plotWidth = width - labelWidth - 2; // label, space, axis
   if (plotWidth < MIN_PLOT_COLUMNS) return [];
 
-  const columns = chartColumns(recent.map((point) => point.value), f.points.map((point) => point.value), plotWidth);
+  const columns = chartColumns(
+    recent.map((point) => point.value),
+    f.points.map((point) => point.value),
+    plotWidth,
+  );
   const rowOf = (value: number): number =>
     max === min ? Math.floor(CHART_HEIGHT / 2) : CHART_HEIGHT - 1 - Math.round(((value - min) / (max - min)) * (CHART_HEIGHT - 1));
 
@@ -223,6 +220,7 @@ function formatValue(value: number): string {
 
 /** Names come from config and MQTT; a newline or escape in one must not break the layout. */
 function singleLine(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this removes
   return text.replace(/[\u0000-\u001f\u007f]/g, ' ');
 }
 

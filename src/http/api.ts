@@ -65,7 +65,9 @@ export function handleApi(path: string, query: URLSearchParams, sources: ApiSour
   if (resource === 'series' && !name) {
     return {
       status: 200,
-      body: sources.catalog.list().map((series) => ({ name: series.name, firstTs: iso(series.firstTs), lastTs: iso(series.lastTs), lastValue: series.lastValue })),
+      body: sources.catalog
+        .list()
+        .map((series) => ({ name: series.name, firstTs: iso(series.firstTs), lastTs: iso(series.lastTs), lastValue: series.lastValue })),
     };
   }
   if (resource === 'forecasts' && !name) {
@@ -102,7 +104,8 @@ export function handleApi(path: string, query: URLSearchParams, sources: ApiSour
     if (!forecast) return notFound(`no forecast named "${name}"`);
     const limitRaw = query.get('limit');
     const limit = limitRaw === null ? DEFAULT_MODEL_LIMIT : Number(limitRaw);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_MODEL_LIMIT) return badRequest(`limit must be a whole number from 1 to ${MAX_MODEL_LIMIT}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_MODEL_LIMIT)
+      return badRequest(`limit must be a whole number from 1 to ${MAX_MODEL_LIMIT}`);
     const serving = statusDocument(sources.view).forecasts[name].servingVersion;
     return {
       status: 200,
@@ -141,7 +144,10 @@ export function modelVersion(summary: TrainingSummary, serving: string | null) {
   } else if (summary.metrics) {
     // Records of earlier versions only compared with persistence.
     scores = Object.fromEntries(
-      Object.entries(summary.metrics).map(([method, score]) => [method, { mae: score.mae, rmse: score.rmse, mase: null, maeByStep: score.maeByStep ?? [], coverage: null }]),
+      Object.entries(summary.metrics).map(([method, score]) => [
+        method,
+        { mae: score.mae, rmse: score.rmse, mase: null, maeByStep: score.maeByStep ?? [], coverage: null },
+      ]),
     );
   }
   return {
@@ -179,7 +185,9 @@ function history(forecast: ForecastConfig, query: URLSearchParams, sources: ApiS
   const readings = sources.readings.read(forecast.target, gridStart, gridStart + buckets * bucketMs);
   const means = resampleMean(readings.timestampsMs, readings.values, gridStart, bucketMs, buckets);
   const points: Array<{ ts: string; value: number | null }> = [];
-  means.forEach((mean, index) => points.push({ ts: new Date(gridStart + index * bucketMs).toISOString(), value: Number.isFinite(mean) ? Math.round(mean * 1e4) / 1e4 : null }));
+  means.forEach((mean, index) =>
+    points.push({ ts: new Date(gridStart + index * bucketMs).toISOString(), value: Number.isFinite(mean) ? Math.round(mean * 1e4) / 1e4 : null }),
+  );
   return {
     status: 200,
     body: {

@@ -77,7 +77,11 @@ export class Histogram {
 
   samples(labels: Labels = {}): Sample[] {
     return [
-      ...this.buckets.map((bound, index): Sample => ({ suffix: '_bucket', labels: { ...labels, le: formatValue(bound) }, value: this.counts[index] })),
+      ...this.buckets.map((bound, index): Sample => ({
+        suffix: '_bucket',
+        labels: { ...labels, le: formatValue(bound) },
+        value: this.counts[index],
+      })),
       { suffix: '_bucket', labels: { ...labels, le: '+Inf' }, value: this.count },
       { suffix: '_sum', labels, value: this.sum },
       { suffix: '_count', labels, value: this.count },

@@ -70,9 +70,12 @@ export function schedulerAlive(sources: Pick<ReadinessSources, 'forecasts' | 'la
   for (const forecast of sources.forecasts) {
     const last = sources.lastTick(forecast.name) ?? sources.startedAt;
     const limitMs = 2 * forecast.interval * 1000 + TICK_SLACK_MS;
-    if (now - last > limitMs) late.push(`${forecast.name} last ticked ${Math.round((now - last) / 1000)} s ago (every ${forecast.interval} s expected)`);
+    if (now - last > limitMs)
+      late.push(`${forecast.name} last ticked ${Math.round((now - last) / 1000)} s ago (every ${forecast.interval} s expected)`);
   }
-  return late.length ? { ok: false, detail: `forecast ticks are late: ${late.join('; ')}` } : { ok: true, detail: `${sources.forecasts.length} forecast tick(s) on time` };
+  return late.length
+    ? { ok: false, detail: `forecast ticks are late: ${late.join('; ')}` }
+    : { ok: true, detail: `${sources.forecasts.length} forecast tick(s) on time` };
 }
 
 /** The broker URL without credentials (mqtt://user:password@host would otherwise end up in a response body). */

@@ -50,7 +50,8 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
 };
-const DASHBOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+const DASHBOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
 const UNAUTHORISED_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>forecastd: token required</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40em; margin: 4em auto; color: #0f172a">
@@ -122,7 +123,8 @@ export class HttpServer {
 
   private authorized(request: IncomingMessage, query: URLSearchParams): { ok: boolean; viaQuery: boolean } {
     if (!this.tokenDigest) return { ok: true, viaQuery: false };
-    const matches = (candidate: string | null | undefined) => typeof candidate === 'string' && candidate.length > 0 && timingSafeEqual(digest(candidate), this.tokenDigest!);
+    const matches = (candidate: string | null | undefined) =>
+      typeof candidate === 'string' && candidate.length > 0 && timingSafeEqual(digest(candidate), this.tokenDigest!);
     const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
     if (matches(bearer) || matches(cookieValue(request.headers.cookie, TOKEN_COOKIE))) return { ok: true, viaQuery: false };
     if (matches(query.get('token'))) return { ok: true, viaQuery: true };

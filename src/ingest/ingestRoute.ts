@@ -168,7 +168,10 @@ export class IngestRoute implements Route {
     const { log } = this.deps;
     // A refused filter is simply not subscribed: without this line its readings would never arrive, and nothing would say why.
     for (const { filter, reasonCode } of outcome.refused) {
-      log.error({ filter, reasonCode, reason: SUBACK_REFUSALS[reasonCode] ?? 'refused' }, 'the broker refused this topic filter (check its ACL); readings on it are not received');
+      log.error(
+        { filter, reasonCode, reason: SUBACK_REFUSALS[reasonCode] ?? 'refused' },
+        'the broker refused this topic filter (check its ACL); readings on it are not received',
+      );
     }
     if (outcome.error) log.error({ err: outcome.error.message, filters: this.filters }, 'subscribe failed');
     else if (outcome.granted.length > 0) log.info({ filters: outcome.granted.map((grant) => `${grant.filter} (qos ${grant.qos})`) }, 'subscribed');
@@ -236,7 +239,12 @@ export class IngestRoute implements Route {
     } else {
       this.failure.attempts++;
       this.failure.error = message;
-      const facts = { err: message, failingForSeconds: Math.round((now - this.failure.since) / 1000), attempts: this.failure.attempts, held: this.held.length };
+      const facts = {
+        err: message,
+        failingForSeconds: Math.round((now - this.failure.since) / 1000),
+        attempts: this.failure.attempts,
+        held: this.held.length,
+      };
       if (now - this.failure.remindedAt >= FAILURE_REMINDER_MS) {
         this.failure.remindedAt = now;
         log.warn(facts, 'still cannot store readings');
@@ -281,12 +289,18 @@ export class IngestRoute implements Route {
   private recovered(messages: number): void {
     if (!this.failure) return;
     this.counters.recoveries++;
-    this.deps.log.info({ pausedSeconds: Math.round((Date.now() - this.failure.since) / 1000), attempts: this.failure.attempts, messages }, 'storing readings again');
+    this.deps.log.info(
+      { pausedSeconds: Math.round((Date.now() - this.failure.since) / 1000), attempts: this.failure.attempts, messages },
+      'storing readings again',
+    );
     this.failure = null;
     if (this.heldOverflow) {
       // Messages that arrived beyond maxHeld hold the broker's in-flight slots, unacknowledged, until a new connection.
       this.heldOverflow = false;
-      this.deps.log.warn({ maxHeld: this.maxHeld }, 'reconnecting so that the broker resends the messages that did not fit in memory while storage failed');
+      this.deps.log.warn(
+        { maxHeld: this.maxHeld },
+        'reconnecting so that the broker resends the messages that did not fit in memory while storage failed',
+      );
       this.deps.requestRedelivery();
     }
   }

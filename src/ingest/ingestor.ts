@@ -68,7 +68,13 @@ export class Ingestor {
     // when enabled) until the clock is set, rather than store readings at a wrong time.
     if (!clockIsPlausible(now)) {
       const reads = Number.isFinite(now) && Math.abs(now) <= 8.64e15 ? new Date(now).toISOString() : String(now);
-      return this.reject('clock_unsynced', topic, `the system clock reads ${reads}, before ${new Date(EARLIEST_PLAUSIBLE_CLOCK_MS).toISOString()}: not set yet (NTP?)`, now, payload);
+      return this.reject(
+        'clock_unsynced',
+        topic,
+        `the system clock reads ${reads}, before ${new Date(EARLIEST_PLAUSIBLE_CLOCK_MS).toISOString()}: not set yet (NTP?)`,
+        now,
+        payload,
+      );
     }
     const decoded = decodePayload(payload, now, this.deps.limits, match.payload);
     if (!decoded.ok) return this.reject(decoded.reason, topic, decoded.detail, now, payload);
@@ -128,7 +134,10 @@ export class Ingestor {
         last.suppressed++;
         return;
       }
-      this.deps.log.warn({ err: (error as Error).message, suppressedSinceLast: last.suppressed }, 'could not write a dead letter; the message is rejected all the same');
+      this.deps.log.warn(
+        { err: (error as Error).message, suppressedSinceLast: last.suppressed },
+        'could not write a dead letter; the message is rejected all the same',
+      );
       this.lastDeadLetterFailureLog = { at, suppressed: 0 };
     }
   }

@@ -24,8 +24,19 @@ import type { PAYLOAD_FORMATS } from '../config/schema.js';
 import { epochToMs, parseInstant } from '../time/timestamps.js';
 
 export const REJECTION_REASONS = [
-  'too_large', 'not_text', 'not_a_number', 'non_finite', 'out_of_range', 'bad_json_shape',
-  'bad_timestamp', 'too_old', 'in_future', 'unknown_topic', 'bad_series_name', 'too_deep', 'too_many_readings',
+  'too_large',
+  'not_text',
+  'not_a_number',
+  'non_finite',
+  'out_of_range',
+  'bad_json_shape',
+  'bad_timestamp',
+  'too_old',
+  'in_future',
+  'unknown_topic',
+  'bad_series_name',
+  'too_deep',
+  'too_many_readings',
   // Set by the ingestor, not the decoder: the system clock is not set yet (src/clock.ts), so nothing can be stamped or dated.
   'clock_unsynced',
 ] as const;
@@ -148,7 +159,7 @@ export function nestsDeeperThan(text: string, maxDepth: number): boolean {
  * The value at a dot path (`data.temp`, `readings.0.v`), following own properties only: `constructor` or
  * `__proto__` never reach a prototype. Undefined when any step is missing.
  */
-function valueAt(root: Json, path: string): Json | undefined {
+function valueAt(root: Json, path: string): Json {
   let node: Json = root;
   for (const key of path.split('.')) {
     if (Array.isArray(node)) {
@@ -173,7 +184,7 @@ interface Context {
 /** The time of one JSON object (a message, or an entry of a batch), in ms; the receive time when it has none. */
 function timeOf(object: JsonObject, context: Context): number | Rejection {
   const { timestampPath } = context.format;
-  let raw: Json | undefined;
+  let raw: Json;
   let where: string;
   if (timestampPath !== undefined) {
     raw = valueAt(object, timestampPath);
@@ -242,7 +253,7 @@ function decodeBatch(entries: Json[], context: Context): DecodeResult {
 
 const senmlString = (record: JsonObject, label: string): string | undefined | null => {
   if (!Object.hasOwn(record, label)) return undefined;
-  return typeof record[label] === 'string' ? (record[label] as string) : null;
+  return typeof record[label] === 'string' ? record[label] : null;
 };
 const senmlNumber = (record: JsonObject, label: string): number | undefined | null => {
   if (!Object.hasOwn(record, label)) return undefined;
@@ -278,9 +289,11 @@ function decodeSenml(pack: Json[], context: Context): DecodeResult {
   let baseValue = 0;
   for (const [index, record] of pack.entries()) {
     if (!isObject(record)) return reject('bad_json_shape', `SenML record ${index} is not an object`);
-    if (Object.keys(record).some((label) => label.endsWith('_'))) return reject('bad_json_shape', `SenML record ${index} has a must-understand label`);
+    if (Object.keys(record).some((label) => label.endsWith('_')))
+      return reject('bad_json_shape', `SenML record ${index} has a must-understand label`);
     const version = senmlNumber(record, 'bver');
-    if (version === null || (version !== undefined && version > SENML_VERSION)) return reject('bad_json_shape', `SenML record ${index}: unsupported bver`);
+    if (version === null || (version !== undefined && version > SENML_VERSION))
+      return reject('bad_json_shape', `SenML record ${index}: unsupported bver`);
 
     const bn = senmlString(record, 'bn');
     const n = senmlString(record, 'n');
@@ -371,7 +384,9 @@ const DECODERS: Record<PayloadFormatName, (text: string, context: Context) => De
   senml: (text, context) => {
     const parsed = parseJson(text);
     if (!('json' in parsed)) return parsed;
-    return Array.isArray(parsed.json) ? decodeSenml(parsed.json, context) : reject('bad_json_shape', `JSON ${typeof parsed.json} is not a SenML pack`);
+    return Array.isArray(parsed.json)
+      ? decodeSenml(parsed.json, context)
+      : reject('bad_json_shape', `JSON ${typeof parsed.json} is not a SenML pack`);
   },
   auto: (text, context) => plainNumber(text, context) ?? decodeJson(text, context, 'detect'),
 };

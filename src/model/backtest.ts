@@ -149,14 +149,23 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     if (value !== undefined && previous !== undefined && !(value > previous)) throw new BacktestError(`${name} must be after ${previousName}`);
   }
   if (!(input.toMs > input.fromMs)) throw new BacktestError('--to must be after --from');
-  if (input.fromMs < input.trainUntilMs) throw new BacktestError('--from must not be before --train-until: the model would be tested on what it trained on');
-  if (input.valUntilMs !== undefined && input.fromMs < input.valUntilMs) throw new BacktestError('--from must not be before --val-until: early stopping would have seen the test range');
+  if (input.fromMs < input.trainUntilMs)
+    throw new BacktestError('--from must not be before --train-until: the model would be tested on what it trained on');
+  if (input.valUntilMs !== undefined && input.fromMs < input.valUntilMs)
+    throw new BacktestError('--from must not be before --val-until: early stopping would have seen the test range');
 
   // An explicit --train-from starts at the first whole bucket after it; by default the first reading's bucket counts.
   const gridStartMs = input.trainFromMs !== undefined ? alignUp(trainFromMs, intervalMs) : alignDown(trainFromMs, intervalMs);
   const rowAt = (ms: number) => Math.floor((ms - gridStartMs) / intervalMs);
   const rows = rowAt(alignUp(input.toMs, intervalMs)) + horizon;
-  const features = buildFeatureMatrix({ gridStartMs, intervalMs, rows, series: input.series, calendar: forecast.calendar, maxGapSteps: forecast.maxGapSteps });
+  const features = buildFeatureMatrix({
+    gridStartMs,
+    intervalMs,
+    rows,
+    series: input.series,
+    calendar: forecast.calendar,
+    maxGapSteps: forecast.maxGapSteps,
+  });
   const trainingRows = rowAt(alignDown(input.trainUntilMs, intervalMs));
   let trainEnd: number;
   let validationStart: number;
@@ -181,16 +190,30 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
 
   // --- fit, as a training would (the same stack, optimizer and callbacks), with no checkpoints
   const clockStart = performance.now();
-  const model = modelSpecFor(forecast, features.features).build(tf, { seed: forecast.training.seed, fusedLstm: useFusedLstm(input.backend, forecast.training.lstmImplementation) });
+  const model = modelSpecFor(forecast, features.features).build(tf, {
+    seed: forecast.training.seed,
+    fusedLstm: useFusedLstm(input.backend, forecast.training.lstmImplementation),
+  });
   const optimizer = tf.train.adam(forecast.training.learningRate);
   model.compile({ optimizer, loss: 'meanSquaredError' });
   try {
     const callbacks: Callback[] = [];
     const { earlyStopping: stopping, reduceLrOnPlateau: plateau } = forecast.training;
-    const earlyStopping = stopping.enabled && validation.count > 0 ? new EarlyStopping({ patience: stopping.patience, minDelta: stopping.minDelta, restoreBestWeights: stopping.restoreBestWeights }) : null;
+    const earlyStopping =
+      stopping.enabled && validation.count > 0
+        ? new EarlyStopping({ patience: stopping.patience, minDelta: stopping.minDelta, restoreBestWeights: stopping.restoreBestWeights })
+        : null;
     if (earlyStopping) callbacks.push(earlyStopping);
     if (plateau.enabled && validation.count > 0) {
-      callbacks.push(new ReduceLROnPlateau({ factor: plateau.factor, patience: plateau.patience, minDelta: plateau.minDelta, cooldown: plateau.cooldown, minLr: plateau.minLr }));
+      callbacks.push(
+        new ReduceLROnPlateau({
+          factor: plateau.factor,
+          patience: plateau.patience,
+          minDelta: plateau.minDelta,
+          cooldown: plateau.cooldown,
+          minLr: plateau.minLr,
+        }),
+      );
     }
     const fitted = await fit(tf, model, datasetOf(train), {
       epochs: forecast.training.epochs,
@@ -205,7 +228,14 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     if (fitted.aborted) throw new BacktestError('backtest aborted');
     const bestEpoch = earlyStopping?.restoreBestWeights && earlyStopping.bestEpoch >= 0 ? earlyStopping.bestEpoch + 1 : null;
     const trainingDurationMs = performance.now() - clockStart;
-    if (input.saveModelTo) await saveModel(tf, model, input, { scaler, names: features.names, gridStartMs, trainEndMs: gridStartMs + trainEnd * intervalMs, epoch: bestEpoch ?? fitted.nextEpoch });
+    if (input.saveModelTo)
+      await saveModel(tf, model, input, {
+        scaler,
+        names: features.names,
+        gridStartMs,
+        trainEndMs: gridStartMs + trainEnd * intervalMs,
+        epoch: bestEpoch ?? fitted.nextEpoch,
+      });
 
     // --- baselines fitted on the training part only
     const y = matrixColumn(features.matrix, rows, features.features, TARGET_FEATURE);
@@ -379,12 +409,21 @@ const csvNumber = (value: number | null) => (value === null || !Number.isFinite(
 export function backtestCsv(result: BacktestResult): string {
   const lines = ['origin,step,ts,actual,predicted,lower,upper'];
   for (const row of result.rows) {
-    lines.push([iso(row.originMs), row.step, iso(row.tsMs), csvNumber(row.actual), csvNumber(row.predicted), csvNumber(row.lower), csvNumber(row.upper)].join(','));
+    lines.push(
+      [iso(row.originMs), row.step, iso(row.tsMs), csvNumber(row.actual), csvNumber(row.predicted), csvNumber(row.lower), csvNumber(row.upper)].join(
+        ',',
+      ),
+    );
   }
   return `${lines.join('\n')}\n`;
 }
 
-const METHOD_LABELS: Record<BacktestMethod, string> = { model: 'model (LSTM)', persistence: 'persistence', seasonal_naive: 'seasonal naive', linear: 'linear (NLinear)' };
+const METHOD_LABELS: Record<BacktestMethod, string> = {
+  model: 'model (LSTM)',
+  persistence: 'persistence',
+  seasonal_naive: 'seasonal naive',
+  linear: 'linear (NLinear)',
+};
 
 /** The metrics table a person reads: one line per method, the best MAE marked. */
 export function backtestTable(result: BacktestResult): string {
@@ -392,7 +431,8 @@ export function backtestTable(result: BacktestResult): string {
   const header = ['method', 'MAE', 'RMSE', 'MSE(scaled)', 'MASE', ...levelKeys.map((key) => `cov@${key}%`)];
   const entries = Object.entries(result.methods) as Array<[BacktestMethod, BacktestMethodResult]>;
   const bestMae = Math.min(...entries.map(([, scores]) => scores.mae));
-  const format = (value: number | null | undefined, digits = 4) => (value === null || value === undefined || !Number.isFinite(value) ? '–' : value.toPrecision(digits));
+  const format = (value: number | null | undefined, digits = 4) =>
+    value === null || value === undefined || !Number.isFinite(value) ? '–' : value.toPrecision(digits);
   const body = entries.map(([method, scores]) => [
     METHOD_LABELS[method] + (scores.mae === bestMae ? ' *' : ''),
     format(scores.mae),
@@ -402,7 +442,8 @@ export function backtestTable(result: BacktestResult): string {
     ...levelKeys.map((key) => (scores.coverage ? `${(scores.coverage[key] * 100).toFixed(1)}%` : '–')),
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...body.map((line) => line[column].length)));
-  const render = (cells: string[]) => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ');
+  const render = (cells: string[]) =>
+    cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ');
   const season = result.season.length ? `${result.season.length} intervals (${result.season.source})` : 'none';
   return [
     `backtest of "${result.forecast}" (${result.target}): ${result.origins.length} origins from ${result.ranges.from} to ${result.ranges.to}, stride ${result.stride}, horizon ${result.horizon}` +

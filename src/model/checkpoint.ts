@@ -11,7 +11,8 @@ import { fsyncDirectory, writeFileDurably } from './fsync.js';
 
 export interface CheckpointContent {
   modelTopology: unknown;
-  weightSpecs: Array<{ name: string; shape: number[]; dtype: 'float32' | 'int32' | string }>;
+  /** dtype as tfjs writes it (float32, int32, …). */
+  weightSpecs: Array<{ name: string; shape: number[]; dtype: string }>;
   /** Concatenated weights in `weightSpecs` order, 4 bytes per element, platform byte order (as tfjs writes them). */
   weightData: ArrayBuffer;
   meta: Record<string, unknown>;
@@ -82,7 +83,10 @@ interface Manifest {
 
 /** A checkpoint that failed verification; the reason is meant for logs and the `ckpt_rejected` counter. */
 class RejectedCheckpoint extends Error {
-  constructor(reason: string, readonly code?: string) {
+  constructor(
+    reason: string,
+    readonly code?: string,
+  ) {
     super(reason);
   }
 }
@@ -105,7 +109,11 @@ export class CheckpointStore {
   private readonly protect: ((info: CheckpointInfo) => boolean) | undefined;
   private writeQueue: Promise<unknown> = Promise.resolve();
 
-  constructor(rootDir: string, private readonly key: string, options: CheckpointStoreOptions = {}) {
+  constructor(
+    rootDir: string,
+    private readonly key: string,
+    options: CheckpointStoreOptions = {},
+  ) {
     if (typeof key !== 'string') throw new TypeError('checkpoint key must be a string');
     const keep = options.keep ?? 2;
     if (!Number.isSafeInteger(keep) || keep < 1) throw new RangeError(`keep must be an integer >= 1, got ${keep}`);
@@ -162,7 +170,9 @@ export class CheckpointStore {
   }
 
   /** One checkpoint by id, fully verified; `{reason}` when it is missing or damaged. */
-  async loadById(id: string): Promise<{ info: CheckpointInfo; content: CheckpointContent } | { info?: undefined; content?: undefined; reason: string }> {
+  async loadById(
+    id: string,
+  ): Promise<{ info: CheckpointInfo; content: CheckpointContent } | { info?: undefined; content?: undefined; reason: string }> {
     if (!CHECKPOINT_NAME.test(id)) return { reason: `not a checkpoint id: ${JSON.stringify(id.slice(0, 64))}` };
     try {
       return await this.verify(id);
@@ -293,7 +303,10 @@ export class CheckpointStore {
       if (!renamed) await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
       // Complete but never made current (CURRENT.tmp found no room): a save that failed must not leave a checkpoint
       // the loader could fall back to, nor hold the space. Renamed out of sight first, as prune does.
-      else if (!published) await rename(finalDir, tempDir).then(() => rm(tempDir, { recursive: true, force: true })).catch(() => undefined);
+      else if (!published)
+        await rename(finalDir, tempDir)
+          .then(() => rm(tempDir, { recursive: true, force: true }))
+          .catch(() => undefined);
       await rm(childPath(this.dir, CURRENT_TEMP_FILE), { force: true }).catch(() => undefined);
       throw err;
     }

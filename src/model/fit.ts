@@ -86,7 +86,13 @@ export async function fit(tf: Tf, model: LayersModel, data: ArrayDataset, option
 
   const history = new History();
   const progress: Callback[] = options.verbose
-    ? [progressCallback(options.verbose, { epochs, batchesPerEpoch: Math.ceil(train.count / batchSize), write: options.write ?? ((text) => process.stdout.write(text)) })]
+    ? [
+        progressCallback(options.verbose, {
+          epochs,
+          batchesPerEpoch: Math.ceil(train.count / batchSize),
+          write: options.write ?? ((text) => process.stdout.write(text)),
+        }),
+      ]
     : [];
   const callbacks: Callback[] = [...progress, ...(options.callbacks ?? []), history];
   const context: FitContext = { tf, model, epochs, stopTraining: false };

@@ -9,7 +9,13 @@ export function modelSpecFor(forecast: ForecastConfig, featureCount: number): Se
   const layers = forecast.layers.map((layer, index): LayerSpec => {
     const inputShape = index === 0 ? ([forecast.steps, featureCount] as [number, number]) : undefined;
     if (layer.type === 'dense') {
-      return { type: 'dense', units: layer.units ?? forecast.horizon, activation: layer.activation, useBias: layer.useBias, ...(inputShape && { inputShape }) };
+      return {
+        type: 'dense',
+        units: layer.units ?? forecast.horizon,
+        activation: layer.activation,
+        useBias: layer.useBias,
+        ...(inputShape && { inputShape }),
+      };
     }
     const nextIsLstm = forecast.layers[index + 1]?.type === 'lstm';
     return {

@@ -22,24 +22,32 @@ const formatLogs = (logs: EpochLogs | undefined) =>
     .map(([key, value]) => `${key}: ${(value as number).toFixed(4)}`)
     .join(' - ');
 
-export function progressCallback(verbose: Verbosity, options: { epochs: number; batchesPerEpoch: number; write: (text: string) => void; barWidth?: number }) {
+export function progressCallback(
+  verbose: Verbosity,
+  options: { epochs: number; batchesPerEpoch: number; write: (text: string) => void; barWidth?: number },
+) {
   const width = options.barWidth ?? 30;
   let epochStartedAt = 0;
   return {
-    onEpochBegin: async (epoch: number) => {
+    // tfjs awaits each callback: they return promises, with nothing to wait for here.
+    onEpochBegin: (epoch: number) => {
       epochStartedAt = performance.now();
       if (verbose === 1) options.write(`Epoch ${epoch + 1}/${options.epochs}\n`);
+      return Promise.resolve();
     },
-    onBatchEnd: async (batch: number, logs?: EpochLogs) => {
-      if (verbose !== 1) return;
+    onBatchEnd: (batch: number, logs?: EpochLogs) => {
+      if (verbose !== 1) return Promise.resolve();
       const done = batch + 1;
       const bar = progressBar(done / options.batchesPerEpoch, width);
       options.write(`\r${done}/${options.batchesPerEpoch} [${bar}] - ${formatLogs(logs)}`);
+      return Promise.resolve();
     },
-    onEpochEnd: async (epoch: number, logs?: EpochLogs) => {
+    onEpochEnd: (epoch: number, logs?: EpochLogs) => {
       const seconds = ((performance.now() - epochStartedAt) / 1000).toFixed(1);
-      if (verbose === 1) options.write(`\r${options.batchesPerEpoch}/${options.batchesPerEpoch} [${progressBar(1, width)}] - ${seconds}s - ${formatLogs(logs)}\n`);
+      if (verbose === 1)
+        options.write(`\r${options.batchesPerEpoch}/${options.batchesPerEpoch} [${progressBar(1, width)}] - ${seconds}s - ${formatLogs(logs)}\n`);
       if (verbose === 2) options.write(`Epoch ${epoch + 1}/${options.epochs} - ${seconds}s - ${formatLogs(logs)}\n`);
+      return Promise.resolve();
     },
   };
 }

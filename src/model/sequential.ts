@@ -109,30 +109,34 @@ export class Sequential {
       // tidy: unitForgetBias builds its initial bias from temporary tensors that tfjs does not free.
       if (layer.type === 'lstm') {
         const makeLstm = options.fusedLstm ? (args: Parameters<Tf['layers']['lstm']>[0]) => fusedLstmLayer(tf, args) : tf.layers.lstm;
-        tf.tidy(() => model.add(
-          makeLstm({
-            units: layer.units,
-            activation: tfActivation(layer.activation ?? 'tanh'),
-            recurrentActivation: tfActivation(layer.recurrentActivation ?? 'sigmoid'),
-            returnSequences: layer.returnSequences ?? false,
-            dropout: layer.dropout ?? 0,
-            recurrentDropout: layer.recurrentDropout ?? 0,
-            kernelInitializer: tf.initializers.glorotUniform({ seed }),
-            recurrentInitializer: tf.initializers.orthogonal({ seed }),
-            unitForgetBias: true,
-            inputShape: layer.inputShape,
-          }),
-        ));
+        tf.tidy(() =>
+          model.add(
+            makeLstm({
+              units: layer.units,
+              activation: tfActivation(layer.activation ?? 'tanh'),
+              recurrentActivation: tfActivation(layer.recurrentActivation ?? 'sigmoid'),
+              returnSequences: layer.returnSequences ?? false,
+              dropout: layer.dropout ?? 0,
+              recurrentDropout: layer.recurrentDropout ?? 0,
+              kernelInitializer: tf.initializers.glorotUniform({ seed }),
+              recurrentInitializer: tf.initializers.orthogonal({ seed }),
+              unitForgetBias: true,
+              inputShape: layer.inputShape,
+            }),
+          ),
+        );
       } else {
-        tf.tidy(() => model.add(
-          tf.layers.dense({
-            units: layer.units,
-            activation: tfActivation(layer.activation ?? 'linear'),
-            useBias: layer.useBias ?? true,
-            kernelInitializer: tf.initializers.glorotUniform({ seed }),
-            inputShape: layer.inputShape,
-          }),
-        ));
+        tf.tidy(() =>
+          model.add(
+            tf.layers.dense({
+              units: layer.units,
+              activation: tfActivation(layer.activation ?? 'linear'),
+              useBias: layer.useBias ?? true,
+              kernelInitializer: tf.initializers.glorotUniform({ seed }),
+              inputShape: layer.inputShape,
+            }),
+          ),
+        );
       }
     });
     return model;

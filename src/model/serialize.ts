@@ -9,6 +9,7 @@ import './activations.js';
 export async function modelToContent(tf: Tf, model: LayersModel, meta: Record<string, unknown>): Promise<CheckpointContent> {
   let content: CheckpointContent | null = null;
   await model.save(
+    // eslint-disable-next-line @typescript-eslint/require-await -- tfjs wants a save handler that returns a promise
     tf.io.withSaveHandler(async (artifacts) => {
       const weightData = artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
       content = { modelTopology: artifacts.modelTopology, weightSpecs: artifacts.weightSpecs ?? [], weightData, meta };

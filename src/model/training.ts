@@ -47,7 +47,6 @@ import { useFusedLstm } from './fused/index.js';
 import { modelFromContent, modelToContent } from './serialize.js';
 import { CHECKPOINT_META_VERSION, parseCheckpointMeta, processTimeZone, type CheckpointMeta } from '../contracts/checkpointMeta.js';
 
-
 /** What a checkpoint must carry so that inference rebuilds exactly the training's features (src/contracts). */
 export type ModelMeta = CheckpointMeta;
 
@@ -158,7 +157,10 @@ export function configHashFor(forecast: ForecastConfig): string {
 }
 
 export function versionFor(forecast: string, startedAt: number): string {
-  return `${forecast}@${new Date(startedAt).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`;
+  return `${forecast}@${new Date(startedAt)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}`;
 }
 
 /** The training grid: interval-aligned, ending at the last closed bucket, starting at the first target reading. */
@@ -181,7 +183,11 @@ export function historyNeededRows(forecast: ForecastConfig): number {
  * How much more history a forecast needs before its first training, and when that will be: the rows
  * missing to the minimum, or (when gaps cost windows) one new window per interval of the training part.
  */
-export function warmUpEstimate(forecast: ForecastConfig, grid: { gridStartMs: number; intervalMs: number; rows: number }, haveWindows: number): { missingMs: number; readyAtMs: number } {
+export function warmUpEstimate(
+  forecast: ForecastConfig,
+  grid: { gridStartMs: number; intervalMs: number; rows: number },
+  haveWindows: number,
+): { missingMs: number; readyAtMs: number } {
   const missingRows = Math.max(
     historyNeededRows(forecast) - grid.rows,
     Math.ceil((MIN_TRAIN_WINDOWS - haveWindows) / (1 - forecast.training.validationSplit)),
@@ -231,7 +237,9 @@ export function predictOriginal(tf: Tf, model: LayersModel, set: WindowSet, scal
   const windowSize = set.steps * set.features;
   for (let from = 0; from < set.count; from += batch) {
     const to = Math.min(set.count, from + batch);
-    const prediction = tf.tidy(() => model.predict(tf.tensor3d(set.inputs.subarray(from * windowSize, to * windowSize), [to - from, set.steps, set.features])) as Tensor);
+    const prediction = tf.tidy(
+      () => model.predict(tf.tensor3d(set.inputs.subarray(from * windowSize, to * windowSize), [to - from, set.steps, set.features])) as Tensor,
+    );
     const raw = prediction.dataSync() as Float32Array;
     prediction.dispose();
     for (let window = from; window < to; window++) {
@@ -300,7 +308,13 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
     scaler: resume?.meta.scaler,
   });
   if (data.train.count < MIN_TRAIN_WINDOWS) {
-    throw new NotEnoughHistoryError(forecast.name, data.train.count, MIN_TRAIN_WINDOWS, historyNeededRows(forecast) * grid.intervalMs, warmUpEstimate(forecast, grid, data.train.count));
+    throw new NotEnoughHistoryError(
+      forecast.name,
+      data.train.count,
+      MIN_TRAIN_WINDOWS,
+      historyNeededRows(forecast) * grid.intervalMs,
+      warmUpEstimate(forecast, grid, data.train.count),
+    );
   }
 
   const pinnedVersion = input.pinnedVersion ?? null;
@@ -345,12 +359,20 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
   });
 
   const { earlyStopping: stopping, reduceLrOnPlateau: plateau } = forecast.training;
-  const earlyStopping = stopping.enabled && hasValidation
-    ? new EarlyStopping({ patience: stopping.patience, minDelta: stopping.minDelta, restoreBestWeights: stopping.restoreBestWeights })
-    : null;
-  const reduceLr = plateau.enabled && hasValidation
-    ? new ReduceLROnPlateau({ factor: plateau.factor, patience: plateau.patience, minDelta: plateau.minDelta, cooldown: plateau.cooldown, minLr: plateau.minLr })
-    : null;
+  const earlyStopping =
+    stopping.enabled && hasValidation
+      ? new EarlyStopping({ patience: stopping.patience, minDelta: stopping.minDelta, restoreBestWeights: stopping.restoreBestWeights })
+      : null;
+  const reduceLr =
+    plateau.enabled && hasValidation
+      ? new ReduceLROnPlateau({
+          factor: plateau.factor,
+          patience: plateau.patience,
+          minDelta: plateau.minDelta,
+          cooldown: plateau.cooldown,
+          minLr: plateau.minLr,
+        })
+      : null;
   let checkpointId: string | null = null;
   const checkpointer = new ModelCheckpoint({
     latest: checkpoints,
@@ -383,7 +405,9 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
     },
   };
   // Keras order: EarlyStopping before the checkpoint, so that the checkpoint knows whether its epoch is the last.
-  const callbacks = [earlyStopping, reduceLr, checkpointer, reporter].filter((callback): callback is NonNullable<typeof callback> => callback !== null);
+  const callbacks = [earlyStopping, reduceLr, checkpointer, reporter].filter(
+    (callback): callback is NonNullable<typeof callback> => callback !== null,
+  );
 
   try {
     const result = await fit(tf, model, datasetOf(data.train), {
@@ -398,7 +422,12 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
       callbacks,
       signal: input.signal,
     });
-    const bestEpoch = earlyStopping?.restoreBestWeights && earlyStopping.bestEpoch >= 0 ? earlyStopping.bestEpoch + 1 : hasValidation && result.epochsRun > 0 ? result.nextEpoch : null;
+    const bestEpoch =
+      earlyStopping?.restoreBestWeights && earlyStopping.bestEpoch >= 0
+        ? earlyStopping.bestEpoch + 1
+        : hasValidation && result.epochsRun > 0
+          ? result.nextEpoch
+          : null;
     const base = {
       forecast: forecast.name,
       version,
@@ -422,13 +451,21 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
       dataRange,
       checkpointId,
     };
-    const finish = (rest: { status: 'finished' | 'aborted'; metrics: TrainingSummary['metrics']; evaluation: Evaluation | null; decision: PromotionDecision | null; servingCheckpointId: string | null }): TrainingSummary => {
+    const finish = (rest: {
+      status: 'finished' | 'aborted';
+      metrics: TrainingSummary['metrics'];
+      evaluation: Evaluation | null;
+      decision: PromotionDecision | null;
+      servingCheckpointId: string | null;
+    }): TrainingSummary => {
       const durationMs = performance.now() - clockStart;
       return { ...base, ...rest, durationMs, samplesPerSecond: (data.train.count * loss.length) / (durationMs / 1000) };
     };
     if (result.aborted) return finish({ status: 'aborted', metrics: null, evaluation: null, decision: null, servingCheckpointId: null });
 
-    const evaluation = hasValidation ? await evaluateOnHeldOut({ tf, forecast, data, model, champion: championCompatible ? champion : null, gridStartMs: grid.gridStartMs }) : null;
+    const evaluation = hasValidation
+      ? await evaluateOnHeldOut({ tf, forecast, data, model, champion: championCompatible ? champion : null, gridStartMs: grid.gridStartMs })
+      : null;
     const decision = evaluation
       ? decidePromotion({
           evaluation,
@@ -446,9 +483,10 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
       const content = await modelToContent(tf, model, metaFor(finalEpoch, { loss: loss.at(-1), val_loss: valLoss.at(-1) }, true));
       servingCheckpointId = (await input.serving.save(content, finalEpoch)).id;
     }
-    const metrics = evaluation?.methods.model && evaluation.methods.persistence
-      ? { model: errorPart(evaluation.methods.model), persistence: errorPart(evaluation.methods.persistence) }
-      : null;
+    const metrics =
+      evaluation?.methods.model && evaluation.methods.persistence
+        ? { model: errorPart(evaluation.methods.model), persistence: errorPart(evaluation.methods.persistence) }
+        : null;
     return finish({ status: 'finished', metrics, evaluation, decision, servingCheckpointId });
   } finally {
     optimizer.dispose();
@@ -464,7 +502,7 @@ function holdPin(decision: PromotionDecision, pinnedVersion: string, evaluation:
   decision.pinned = pinnedVersion;
   decision.servingVersion = pinnedVersion;
   decision.modelBeatsPersistence = beats;
-  decision.servedBy = beats ? 'model' : decision.bestBaseline?.method ?? 'persistence';
+  decision.servedBy = beats ? 'model' : (decision.bestBaseline?.method ?? 'persistence');
   decision.reason += `; pinned: ${pinnedVersion} keeps serving until the pin is cleared (forecastd models --unpin)`;
 }
 
@@ -479,7 +517,9 @@ function unverifiedDecision(version: string, championVersion: string | null): Pr
     servedBy: 'model',
     modelBeatsPersistence: false,
     bestBaseline: null,
-    reason: promoted ? 'no held-out windows (validationSplit 0): the first model serves unverified' : 'no held-out windows (validationSplit 0): the serving model is kept',
+    reason: promoted
+      ? 'no held-out windows (validationSplit 0): the first model serves unverified'
+      : 'no held-out windows (validationSplit 0): the serving model is kept',
   };
 }
 
@@ -508,7 +548,12 @@ async function evaluateOnHeldOut(input: {
     const championPredictions = await predictWithCheckpoint(tf, input.champion, data, origins);
     if (championPredictions) predictions.champion = championPredictions;
   }
-  const linear = fitLinear(y, data.train.originRows, { steps, horizon, ridge: forecast.evaluation.linearRidge, scale: data.scaler.std[TARGET_FEATURE] });
+  const linear = fitLinear(y, data.train.originRows, {
+    steps,
+    horizon,
+    ridge: forecast.evaluation.linearRidge,
+    scale: data.scaler.std[TARGET_FEATURE],
+  });
   Object.assign(predictions, baselinePredictions(y, origins, horizon, { season: seasonUsed, linear }));
   const maseScale = maseScaleFor(y, data.splitRow, seasonUsed ?? season.length);
   const methods = scoreMethods({
@@ -536,7 +581,12 @@ async function evaluateOnHeldOut(input: {
 }
 
 /** A checkpointed model's forecasts at `origins`, its inputs scaled with its own scaler. Null when its windows differ. */
-async function predictWithCheckpoint(tf: Tf, loaded: LoadedModel, data: ReturnType<typeof prepareTrainingData>, origins: Int32Array): Promise<Float64Array | null> {
+async function predictWithCheckpoint(
+  tf: Tf,
+  loaded: LoadedModel,
+  data: ReturnType<typeof prepareTrainingData>,
+  origins: Int32Array,
+): Promise<Float64Array | null> {
   const { meta } = loaded;
   if (meta.scaler.mean.length !== data.features) return null;
   const scaled = scaleMatrix(data.matrix, data.rows, data.features, meta.scaler);
@@ -557,4 +607,3 @@ async function predictWithCheckpoint(tf: Tf, loaded: LoadedModel, data: ReturnTy
     model.dispose();
   }
 }
-

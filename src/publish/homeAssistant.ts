@@ -151,7 +151,12 @@ export function discoveryMessages(forecast: ForecastConfig, context: DiscoveryCo
   const whileHas = (field: keyof ForecastSummary) => ({
     availability: [
       forecastdOnline,
-      { topic: stateTopic, value_template: `{{ 'online' if value_json.${field} is not none else 'offline' }}`, payload_available: 'online', payload_not_available: 'offline' },
+      {
+        topic: stateTopic,
+        value_template: `{{ 'online' if value_json.${field} is not none else 'offline' }}`,
+        payload_available: 'online',
+        payload_not_available: 'offline',
+      },
     ],
     availability_mode: 'all',
   });

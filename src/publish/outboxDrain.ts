@@ -178,7 +178,10 @@ export class OutboxDrain {
     }
     if (lost > 0) {
       this.counters.lostByClient += lost;
-      this.options.log.warn({ lost, pending: this.pending }, 'forecasts handed to the MQTT client before the reconnect were not replayed by it; sending them again');
+      this.options.log.warn(
+        { lost, pending: this.pending },
+        'forecasts handed to the MQTT client before the reconnect were not replayed by it; sending them again',
+      );
     }
     this.ready = true;
     this.cursor = 0;
@@ -187,7 +190,10 @@ export class OutboxDrain {
 
   private readonly onClose = (): void => {
     if (this.ready && this.inFlight.size > 0) {
-      this.options.log.debug({ inFlight: this.inFlight.size, pending: this.pending }, 'connection lost with forecasts in flight; the MQTT client replays them on reconnect');
+      this.options.log.debug(
+        { inFlight: this.inFlight.size, pending: this.pending },
+        'connection lost with forecasts in flight; the MQTT client replays them on reconnect',
+      );
     }
     this.ready = false;
   };
@@ -266,7 +272,10 @@ export class OutboxDrain {
             this.logRefusal(handover?.topic ?? '', code, error.message);
           }
         } else if (current) {
-          this.options.log.debug({ id, err: error.message }, 'forecast publish not confirmed; it stays in the outbox and goes out after the next connect');
+          this.options.log.debug(
+            { id, err: error.message },
+            'forecast publish not confirmed; it stays in the outbox and goes out after the next connect',
+          );
         }
       }
     } catch (failure) {

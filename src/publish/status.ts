@@ -103,7 +103,8 @@ export interface StatusDocument {
 const STALE_SLACK_MS = 60_000;
 
 const isoOrNull = (ms: number | null | undefined) => (ms === null || ms === undefined || !Number.isFinite(ms) ? null : new Date(ms).toISOString());
-const round = (value: number | null | undefined, digits = 6) => (value === null || value === undefined || !Number.isFinite(value) ? null : Number(value.toPrecision(digits)));
+const round = (value: number | null | undefined, digits = 6) =>
+  value === null || value === undefined || !Number.isFinite(value) ? null : Number(value.toPrecision(digits));
 
 export function readinessOf(facts: ForecastFacts, nowMs: number, startedAtMs: number): { readiness: Readiness; detail: string | null } {
   const intervalMs = facts.config.interval * 1000;
@@ -141,7 +142,10 @@ export function nextTrainingAt(forecast: ForecastConfig, afterMs = Date.now()): 
   let next: number | null = null;
   try {
     // node-cron computes the next run only for a started task: start one that can never run (destroyed at once).
-    const task = cron.schedule(forecast.training.schedule, () => undefined, { timezone: forecast.training.timezone, name: `next-run-probe:${forecast.name}` });
+    const task = cron.schedule(forecast.training.schedule, () => undefined, {
+      timezone: forecast.training.timezone,
+      name: `next-run-probe:${forecast.name}`,
+    });
     next = task.getNextRun()?.getTime() ?? null;
     void task.destroy();
   } catch {
@@ -157,7 +161,9 @@ export function forecastStatus(facts: ForecastFacts, nowMs: number, startedAtMs:
   const message = facts.lastIssued;
   const servedBy = facts.serving?.readiness === 'warming_up' ? null : (facts.serving?.servedBy ?? message?.servedBy ?? null);
   let servingVersion: string | null = null;
-  if (servedBy === 'model') servingVersion = (message?.servedBy === 'model' && message.model.version) || facts.lastTraining?.decision?.servingVersion || facts.lastTraining?.version || null;
+  if (servedBy === 'model')
+    servingVersion =
+      (message?.servedBy === 'model' && message.model.version) || facts.lastTraining?.decision?.servingVersion || facts.lastTraining?.version || null;
   return {
     readiness,
     detail,
@@ -207,9 +213,8 @@ export function statusDocument(view: DaemonView): StatusDocument {
 
 /** What counts as a change: everything but the clock-driven fields (uptime, ETA, the count of held messages). */
 function changeKey(doc: StatusDocument): string {
-  return JSON.stringify([doc.ingest?.storing, doc.forecasts], (key, value) => (key === 'etaSeconds' ? undefined : value));
+  return JSON.stringify([doc.ingest?.storing, doc.forecasts], (key, value: unknown) => (key === 'etaSeconds' ? undefined : value));
 }
-
 
 /** How often the status is checked for a change; also the shortest gap between two change-driven publishes. */
 const CHANGE_POLL_MS = 1000;

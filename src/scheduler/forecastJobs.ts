@@ -101,9 +101,15 @@ export class ForecastJobs {
     const shapeKey = shapeKeyFor(forecast);
     const fusedLstm = useFusedLstm(this.deps.backend, forecast.training.lstmImplementation);
     const pinnedVersion = this.pinnedVersion(forecast.name);
-    let loaded = pinnedVersion === null ? null : await Forecaster.loadVersion(this.deps.tf, [serving, stores.best, stores.latest], pinnedVersion, shapeKey, { fusedLstm });
+    let loaded =
+      pinnedVersion === null
+        ? null
+        : await Forecaster.loadVersion(this.deps.tf, [serving, stores.best, stores.latest], pinnedVersion, shapeKey, { fusedLstm });
     if (pinnedVersion !== null && !loaded?.forecaster) {
-      this.deps.log.error({ forecast: forecast.name, pinned: pinnedVersion }, 'the pinned model version has no usable checkpoint; the newest promoted model serves (forecastd models --unpin clears the pin)');
+      this.deps.log.error(
+        { forecast: forecast.name, pinned: pinnedVersion },
+        'the pinned model version has no usable checkpoint; the newest promoted model serves (forecastd models --unpin clears the pin)',
+      );
     }
     if (!loaded?.forecaster) {
       const latest = await Forecaster.load(this.deps.tf, serving, shapeKey, { fusedLstm });
@@ -114,7 +120,8 @@ export class ForecastJobs {
     }
     const { forecaster, rejected } = loaded;
     this.counters.checkpointsRejected += rejected.length;
-    for (const problem of rejected) this.deps.log.warn({ forecast: forecast.name, checkpoint: problem.id, reason: problem.reason }, 'checkpoint rejected');
+    for (const problem of rejected)
+      this.deps.log.warn({ forecast: forecast.name, checkpoint: problem.id, reason: problem.reason }, 'checkpoint rejected');
     const recent = this.deps.versions.latest(forecast.name, 5);
     // An evaluation of another model shape (steps, horizon, ...) says nothing about this configuration.
     const record = recent.find((summary) => summary.decision && summary.shapeKey === shapeKey) ?? null;
@@ -123,7 +130,10 @@ export class ForecastJobs {
     this.states.set(forecast.name, { forecaster, record, servingRecord, pinnedVersion });
     if (forecaster) {
       const pinned = pinnedVersion !== null && forecaster.meta.version === pinnedVersion;
-      this.deps.log.info({ forecast: forecast.name, version: forecaster.meta.version, checkpoint: forecaster.checkpointId, pinned }, pinned ? 'pinned model loaded' : 'model loaded');
+      this.deps.log.info(
+        { forecast: forecast.name, version: forecaster.meta.version, checkpoint: forecaster.checkpointId, pinned },
+        pinned ? 'pinned model loaded' : 'model loaded',
+      );
     }
     this.logDecision(forecast.name, record);
     return forecaster !== null || record !== null;
@@ -175,7 +185,9 @@ export class ForecastJobs {
     const decision = state?.record?.decision ?? null;
     let servedBy: ServedBy | null;
     if (state?.forecaster) servedBy = decision ? decision.servedBy : 'model';
-    else if (decision) servedBy = decision.servedBy === 'model' ? bestBaseline(state!.record!.evaluation?.methods ?? {})?.method ?? 'persistence' : decision.servedBy;
+    else if (decision)
+      servedBy =
+        decision.servedBy === 'model' ? (bestBaseline(state!.record!.evaluation?.methods ?? {})?.method ?? 'persistence') : decision.servedBy;
     else servedBy = failure && !notEnoughHistory ? 'persistence' : null;
     const { readiness, reason } = readinessOf({
       hasEvaluation: decision !== null || Boolean(state?.forecaster),
@@ -184,11 +196,16 @@ export class ForecastJobs {
       notEnoughHistory,
     });
     if (servedBy === null || readiness === 'warming_up') {
-      return { servedBy: null, readiness: 'warming_up', reason: notEnoughHistory ? failure!.message : reason };
+      return { servedBy: null, readiness: 'warming_up', reason: notEnoughHistory ? failure.message : reason };
     }
-    if (readiness === 'ready' && !decision) return { servedBy, readiness, reason: 'no evaluation recorded for this model (trained before evaluations were kept)' };
+    if (readiness === 'ready' && !decision)
+      return { servedBy, readiness, reason: 'no evaluation recorded for this model (trained before evaluations were kept)' };
     if (servedBy !== 'model' && decision?.servedBy === 'model' && !state?.forecaster) {
-      return { servedBy, readiness: 'degraded', reason: `the serving model ${decision.servingVersion} could not be loaded: ${servedBy.replace('_', ' ')} serves` };
+      return {
+        servedBy,
+        readiness: 'degraded',
+        reason: `the serving model ${decision.servingVersion} could not be loaded: ${servedBy.replace('_', ' ')} serves`,
+      };
     }
     return { servedBy, readiness, reason };
   }
@@ -202,7 +219,7 @@ export class ForecastJobs {
     }
     const state = this.states.get(forecast.name);
     const now = this.deps.clock();
-    const forecaster = choice.servedBy === 'model' ? state?.forecaster ?? null : null;
+    const forecaster = choice.servedBy === 'model' ? (state?.forecaster ?? null) : null;
     let result: ForecastResult | null;
     if (forecaster) {
       const range = forecaster.inputRange(now);
@@ -213,7 +230,10 @@ export class ForecastJobs {
     }
     if (!result) {
       this.counters.skippedGap++;
-      this.deps.log.warn({ forecast: forecast.name, servedBy: choice.servedBy }, 'no forecast: the input window has a gap longer than maxGapSteps (sensor silent?)');
+      this.deps.log.warn(
+        { forecast: forecast.name, servedBy: choice.servedBy },
+        'no forecast: the input window has a gap longer than maxGapSteps (sensor silent?)',
+      );
       return null;
     }
     const message = forecastMessage({
@@ -223,7 +243,7 @@ export class ForecastJobs {
       intervalSeconds: forecast.interval,
       result,
       version: forecaster?.meta.version ?? state?.record?.version ?? '',
-      training: forecaster ? state?.servingRecord ?? null : state?.record ?? null,
+      training: forecaster ? (state?.servingRecord ?? null) : (state?.record ?? null),
       backend: this.deps.backend,
       readiness: choice.readiness,
       readinessReason: choice.reason,

@@ -79,7 +79,14 @@ export class ForecastService {
    */
   async loadAll(): Promise<void> {
     for (const forecast of this.deps.forecasts) {
-      await this.jobs.load(forecast).catch((error: Error) => this.deps.log.error({ forecast: forecast.name, err: error.message }, 'model could not be loaded; this forecast waits for its next training'));
+      await this.jobs
+        .load(forecast)
+        .catch((error: Error) =>
+          this.deps.log.error(
+            { forecast: forecast.name, err: error.message },
+            'model could not be loaded; this forecast waits for its next training',
+          ),
+        );
     }
   }
 

@@ -46,7 +46,10 @@ export class Scheduler {
     this.forecasts = forecasts;
     for (const forecast of forecasts) {
       const task = this.scheduleTraining(forecast);
-      this.deps.log.info({ forecast: forecast.name, schedule: forecast.training.schedule, nextTraining: task.getNextRun()?.toISOString() }, 'training scheduled');
+      this.deps.log.info(
+        { forecast: forecast.name, schedule: forecast.training.schedule, nextTraining: task.getNextRun()?.toISOString() },
+        'training scheduled',
+      );
       this.armForecastTimer(forecast);
     }
     this.wallClockWatch = watchWallClock((jumpMs) => this.rearmTraining(jumpMs), { wall: this.deps.wallClock, everyMs: this.deps.wallClockCheckMs });
@@ -67,7 +70,10 @@ export class Scheduler {
     for (const task of this.cronTasks.splice(0)) void task.destroy();
     const next = this.forecasts.map((forecast) => this.scheduleTraining(forecast).getNextRun()?.toISOString());
     this.counters.cronRearms++;
-    this.deps.log.warn({ jumpSeconds: Math.round(jumpMs / 1000), nextTraining: next[0] }, 'the wall clock jumped: training schedules planned again from the new time');
+    this.deps.log.warn(
+      { jumpSeconds: Math.round(jumpMs / 1000), nextTraining: next[0] },
+      'the wall clock jumped: training schedules planned again from the new time',
+    );
   }
 
   private trainingTick(name: string): void {
@@ -82,17 +88,20 @@ export class Scheduler {
 
   private armForecastTimer(forecast: ForecastConfig): void {
     if (this.stopped) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      this.counters.forecastTicks++;
-      try {
-        this.deps.issue(forecast.name);
-      } catch (error) {
-        this.counters.forecastErrors++;
-        this.deps.log.error({ forecast: forecast.name, err: (error as Error).message }, 'forecast failed');
-      }
-      this.armForecastTimer(forecast);
-    }, msUntilNextBoundary(this.deps.clock(), forecast.interval * 1000));
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(timer);
+        this.counters.forecastTicks++;
+        try {
+          this.deps.issue(forecast.name);
+        } catch (error) {
+          this.counters.forecastErrors++;
+          this.deps.log.error({ forecast: forecast.name, err: (error as Error).message }, 'forecast failed');
+        }
+        this.armForecastTimer(forecast);
+      },
+      msUntilNextBoundary(this.deps.clock(), forecast.interval * 1000),
+    );
     this.timers.add(timer);
   }
 
@@ -101,7 +110,8 @@ export class Scheduler {
     this.wallClockWatch?.stop();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    await Promise.all(this.cronTasks.map((task) => task.destroy()));
+    // node-cron's destroy() returns a promise in some versions and nothing in others.
+    await Promise.all(this.cronTasks.map((task) => Promise.resolve(task.destroy())));
     this.cronTasks.length = 0;
   }
 }

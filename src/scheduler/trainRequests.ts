@@ -8,7 +8,12 @@ import type { Logger } from '../log.js';
  * daemon's own queue, so it never overlaps a running training of the same forecast. Null when there is no forecast
  * (an empty SUBSCRIBE is a protocol error).
  */
-export function trainRequestRoute(deps: { baseTopic: string; forecasts: readonly string[]; request: (forecast: string, reason: string) => string; log: Logger }): Route | null {
+export function trainRequestRoute(deps: {
+  baseTopic: string;
+  forecasts: readonly string[];
+  request: (forecast: string, reason: string) => string;
+  log: Logger;
+}): Route | null {
   if (deps.forecasts.length === 0) return null;
   const byTopic = new Map(deps.forecasts.map((forecast) => [trainRequestTopic(deps.baseTopic, forecast), forecast]));
   return {

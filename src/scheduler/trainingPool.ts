@@ -131,7 +131,9 @@ export class TrainingPool implements TrainingExecutor {
   /** Trainings started in the current set of threads (for tests and the soak report). */
   get generationInfo(): { id: number; started: number; inflight: number; threads: number } | null {
     const generation = this.generation;
-    return generation && { id: generation.id, started: generation.started, inflight: generation.inflight, threads: generation.piscina.threads.length };
+    return (
+      generation && { id: generation.id, started: generation.started, inflight: generation.inflight, threads: generation.piscina.threads.length }
+    );
   }
 
   async run(task: PoolTask, handlers: TrainingHandlers = {}, signal?: AbortSignal): Promise<TrainingSummary> {
@@ -162,7 +164,12 @@ export class TrainingPool implements TrainingExecutor {
     try {
       if (signal?.aborted) throw abortError();
       signal?.addEventListener('abort', onAbort, { once: true });
-      const payload: TrainTask = { ...task, allowNative: this.nativeAllowed, nice: this.options.threadNice ?? DEFAULT_THREAD_NICE, progressPort: channel.port2 };
+      const payload: TrainTask = {
+        ...task,
+        allowNative: this.nativeAllowed,
+        nice: this.options.threadNice ?? DEFAULT_THREAD_NICE,
+        progressPort: channel.port2,
+      };
       const summary = (await generation.piscina.run(payload, { transferList: [channel.port2], signal: terminate.signal })) as TrainingSummary;
       if (signal?.aborted) this.counters.aborted++;
       else this.counters.succeeded++;
@@ -249,7 +256,10 @@ export class TrainingPool implements TrainingExecutor {
     // 'error' event, which ends the process.
     piscina.on('error', (error: Error) => {
       this.counters.workerErrors++;
-      this.options.log?.warn({ err: error.message, generation: generation.id }, 'training thread error outside a task; the thread is replaced when needed');
+      this.options.log?.warn(
+        { err: error.message, generation: generation.id },
+        'training thread error outside a task; the thread is replaced when needed',
+      );
     });
     piscina.on('workerCreate', () => {
       this.counters.threadsCreated++;
@@ -293,7 +303,9 @@ export class TrainingPool implements TrainingExecutor {
   private loseNative(): void {
     if (!this.nativeAllowed) return;
     this.nativeAllowed = false;
-    this.options.log?.warn('the thread that owned the native TensorFlow backend died; a new thread cannot load the addon again, so trainings use wasm until forecastd restarts');
+    this.options.log?.warn(
+      'the thread that owned the native TensorFlow backend died; a new thread cannot load the addon again, so trainings use wasm until forecastd restarts',
+    );
   }
 }
 

@@ -114,7 +114,13 @@ export class TrainingRunner {
     const onEpoch = (progress: EpochProgress) => {
       state.progress = progress;
       const now = this.deps.clock();
-      const fields = { epoch: progress.epoch, epochs: progress.epochs, loss: progress.loss, valLoss: progress.valLoss, etaMs: Math.round(progress.etaMs) };
+      const fields = {
+        epoch: progress.epoch,
+        epochs: progress.epochs,
+        loss: progress.loss,
+        valLoss: progress.valLoss,
+        etaMs: Math.round(progress.etaMs),
+      };
       // Every epoch at debug; at info, a line now and then, so that a long training on a Pi shows it is alive
       // without filling the journal (and the SD card) with one line per epoch.
       if (progress.epoch === 1 || progress.epoch === progress.epochs || now - lastInfoAt >= PROGRESS_INFO_EVERY_MS) {
@@ -141,7 +147,10 @@ export class TrainingRunner {
       if (signal.aborted || summary.status === 'aborted') {
         // Stopped at a batch end: the epochs before it are checkpointed, the run is not a new model version.
         this.counters.aborted++;
-        log.warn({ epochsCompleted: summary.epochsCompleted, checkpoint: summary.checkpointId }, 'training aborted; its last epoch checkpoint is kept');
+        log.warn(
+          { epochsCompleted: summary.epochsCompleted, checkpoint: summary.checkpointId },
+          'training aborted; its last epoch checkpoint is kept',
+        );
         return { status: 'aborted', epochsCompleted: summary.epochsCompleted, checkpointId: summary.checkpointId };
       }
       log.info(

@@ -156,7 +156,11 @@ function isHealthy(db: Db): string | null {
 
 /** The database could not be opened or prepared for a reason outside the file: disk full, I/O error, permissions. */
 export class DatabaseUnavailableError extends Error {
-  constructor(message: string, readonly code: string, options: { cause: unknown }) {
+  constructor(
+    message: string,
+    readonly code: string,
+    options: { cause: unknown },
+  ) {
     super(message, options);
   }
 }
@@ -180,7 +184,8 @@ const NEARLY_FULL_BYTES = 1024 * 1024;
  * a daemon that cannot store anything.
  */
 function unavailable(path: string, error: unknown): DatabaseUnavailableError {
-  const code = String((error as { code?: unknown }).code ?? 'unknown');
+  const raw = (error as { code?: unknown }).code;
+  const code = typeof raw === 'string' || typeof raw === 'number' ? String(raw) : 'unknown';
   const free = path === ':memory:' ? null : freeBytes(dirname(path));
   const diskFull = code === 'SQLITE_FULL' || code === 'ENOSPC' || (free !== null && free < NEARLY_FULL_BYTES);
   const cause = diskFull

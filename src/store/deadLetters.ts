@@ -64,9 +64,7 @@ export class DeadLetterStore {
     private readonly options: DeadLetterOptions,
     nowMs: number = Date.now(),
   ) {
-    this.insert = db.prepare(
-      'INSERT INTO dead_letters(received_at, topic, reason, payload, payload_bytes, sha256) VALUES (?, ?, ?, ?, ?, ?)',
-    );
+    this.insert = db.prepare('INSERT INTO dead_letters(received_at, topic, reason, payload, payload_bytes, sha256) VALUES (?, ?, ?, ?, ?, ?)');
     this.deleteBeyondRows = db.prepare('DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?');
     // A dead letter stamped before the clock was set (1970 on a Pi without a real-time clock) has no known age: only
     // maxRows removes it. Otherwise the first prune after NTP would take every one of them as decades old.
@@ -84,7 +82,14 @@ export class DeadLetterStore {
     const { payload } = letter;
     const kept = Buffer.from(payload.buffer, payload.byteOffset, Math.min(payload.byteLength, this.options.maxPayloadBytes));
     const sha256 = createHash('sha256').update(payload).digest('hex');
-    this.insert.run(Math.round(letter.receivedAt), capText(letter.topic, MAX_DEAD_LETTER_TOPIC_CHARS), letter.reason, kept, payload.byteLength, sha256);
+    this.insert.run(
+      Math.round(letter.receivedAt),
+      capText(letter.topic, MAX_DEAD_LETTER_TOPIC_CHARS),
+      letter.reason,
+      kept,
+      payload.byteLength,
+      sha256,
+    );
     if (++this.insertsSincePrune >= this.pruneEvery) this.prune(letter.receivedAt);
   }
 

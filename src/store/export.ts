@@ -28,7 +28,7 @@ export function formatTimestampUtc(ms: number): string {
 /** Yields the CSV in lines (each ending with `\n`): the header, then the rows in time order. */
 export function* csvLines(store: Readings, range: CsvExportRange): Generator<string> {
   yield `timestamp,${range.series.join(',')}\n`;
-  const cells: string[] = new Array(range.series.length).fill('');
+  const cells = new Array<string>(range.series.length).fill('');
   let rowTs = Number.NaN;
   for (const [ts, position, value] of store.iterateRows(range.series, range.fromMs, range.toMs)) {
     if (ts !== rowTs) {

@@ -33,7 +33,7 @@ export class Housekeeping {
   ) {}
 
   start(): void {
-    const { retention, writeMeter, schedule, log } = this.deps;
+    const { writeMeter, schedule, log } = this.deps;
     this.task = this.scheduleRetention();
     log.info({ schedule, nextRun: this.task.getNextRun()?.toISOString() }, 'retention scheduled');
     // node-cron walks every slot a clock step skipped (a Pi's 1970 → NTP step: millions, each with a warning)
@@ -42,7 +42,10 @@ export class Housekeeping {
       if (this.stopped) return;
       void this.task?.destroy();
       this.task = this.scheduleRetention();
-      log.info({ jumpSeconds: Math.round(jumpMs / 1000), nextRun: this.task.getNextRun()?.toISOString() }, 'the wall clock jumped: retention planned again from the new time');
+      log.info(
+        { jumpSeconds: Math.round(jumpMs / 1000), nextRun: this.task.getNextRun()?.toISOString() },
+        'the wall clock jumped: retention planned again from the new time',
+      );
     });
     // One run at start, so that a lowered retention or size cap takes effect without waiting for the schedule.
     this.firstRun = setImmediate(() => void this.runRetention());
@@ -83,10 +86,17 @@ export class Housekeeping {
       };
       if (report.batches >= BIG_RUN_BATCHES || report.rowsDeletedForSize > 0) log.info(summary, 'retention run');
       else log.debug(summary, 'retention run');
-      if (!report.underSizeCap && !report.aborted) log.warn({ databaseBytes: report.databaseBytesAfter }, 'retention: no readings left to delete but the database is still above storage.retention.maxDatabaseMb; raise the cap');
+      if (!report.underSizeCap && !report.aborted)
+        log.warn(
+          { databaseBytes: report.databaseBytesAfter },
+          'retention: no readings left to delete but the database is still above storage.retention.maxDatabaseMb; raise the cap',
+        );
       const clockAheadMs = report.startedAt - report.trustedNow;
       if (clockAheadMs > 0 && !this.heldBackLogged) {
-        log.warn({ clockAheadMs }, 'retention: the wall clock jumped ahead; retention keeps counting real elapsed time until forecastd restarts, so no data is deleted early');
+        log.warn(
+          { clockAheadMs },
+          'retention: the wall clock jumped ahead; retention keeps counting real elapsed time until forecastd restarts, so no data is deleted early',
+        );
       }
       this.heldBackLogged = clockAheadMs > 0;
       return report;

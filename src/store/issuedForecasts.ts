@@ -13,7 +13,9 @@ export class IssuedForecastStore {
 
   constructor(db: Db) {
     this.insert = db.prepare('INSERT OR REPLACE INTO issued_forecasts(forecast, issued_at, origin, points) VALUES (?, ?, ?, ?)');
-    this.selectSince = db.prepare('SELECT issued_at, origin, points FROM issued_forecasts WHERE forecast = ? AND issued_at >= ? ORDER BY issued_at').raw();
+    this.selectSince = db
+      .prepare('SELECT issued_at, origin, points FROM issued_forecasts WHERE forecast = ? AND issued_at >= ? ORDER BY issued_at')
+      .raw();
     this.deleteBefore = db.prepare('DELETE FROM issued_forecasts WHERE issued_at < ?');
   }
 

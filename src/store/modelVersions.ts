@@ -126,10 +126,15 @@ export class ModelVersionStore {
   private parse(text: string, where: string): TrainingRecord | null {
     try {
       const raw: unknown = JSON.parse(text);
-      const version = raw !== null && typeof raw === 'object' && typeof (raw as { version?: unknown }).version === 'string' ? (raw as { version: string }).version : where;
+      const version =
+        raw !== null && typeof raw === 'object' && typeof (raw as { version?: unknown }).version === 'string'
+          ? (raw as { version: string }).version
+          : where;
       return parseTrainingRecord(raw, version);
     } catch (error) {
-      this.onRefused(error instanceof ContractError ? error : new ContractError(`training record ${where}`, `not JSON (${(error as Error).message})`));
+      this.onRefused(
+        error instanceof ContractError ? error : new ContractError(`training record ${where}`, `not JSON (${(error as Error).message})`),
+      );
       return null;
     }
   }
@@ -143,8 +148,8 @@ export class ModelVersionStore {
       rmse: row.rmse as number,
       mase: row.mase as number | null,
       mseScaled: row.mse_scaled as number | null,
-      byStep: JSON.parse(row.by_step as string),
-      coverage: row.coverage === null ? null : JSON.parse(row.coverage as string),
+      byStep: JSON.parse(row.by_step as string) as ModelMetricsRow['byStep'],
+      coverage: row.coverage === null ? null : (JSON.parse(row.coverage as string) as number[]),
     }));
   }
 }

@@ -85,11 +85,13 @@ export class OutboxStore {
     this.selectNewerPublished = db.prepare(`SELECT 1 FROM outbox WHERE topic = ? AND id > ? AND state = 'published' LIMIT 1`).pluck();
     // A pending row is superseded when a newer row on its topic is pending or published: on a retained topic the
     // newer one replaces it anyway, so dropping it costs only the history a live subscriber would have seen.
-    this.selectSuperseded = db.prepare(
-      `SELECT o.id FROM outbox o WHERE o.state = 'pending'
+    this.selectSuperseded = db
+      .prepare(
+        `SELECT o.id FROM outbox o WHERE o.state = 'pending'
          AND EXISTS (SELECT 1 FROM outbox n WHERE n.topic = o.topic AND n.id > o.id AND n.state IN ('pending', 'published'))
        ORDER BY o.id LIMIT ?`,
-    ).pluck();
+      )
+      .pluck();
     this.selectOldest = db.prepare(`SELECT id FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?`).pluck();
     this.deleteSettled = db.prepare(`DELETE FROM outbox WHERE state <> 'pending' AND settled_at < ?`);
     this.countByState = db.prepare('SELECT state, count(*) AS count FROM outbox GROUP BY state');

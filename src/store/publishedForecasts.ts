@@ -42,7 +42,9 @@ export class PublishedForecastStore {
     try {
       return parseForecastMessage(JSON.parse(text), where);
     } catch (error) {
-      this.onRefused(error instanceof ContractError ? error : new ContractError(`forecast message ${where}`, `not JSON (${(error as Error).message})`));
+      this.onRefused(
+        error instanceof ContractError ? error : new ContractError(`forecast message ${where}`, `not JSON (${(error as Error).message})`),
+      );
       return null;
     }
   }

@@ -68,7 +68,6 @@ export class ReadingStore {
     return this.insertTransaction(readings);
   }
 
-
   /**
    * Group commit: readings of many messages in one transaction, so that one commit (and one WAL write)
    * serves many acknowledgements. Each insertMany inside the group is a savepoint of its own.
@@ -124,9 +123,11 @@ export class ReadingStore {
    */
   insertColumns(columns: readonly SeriesColumn[]): number {
     if (!this.bulkInsert) {
-      const many = this.db.prepare(`INSERT INTO readings(series_id, ts, v) VALUES ${Array(BULK_ROWS).fill('(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`);
+      const many = this.db.prepare(
+        `INSERT INTO readings(series_id, ts, v) VALUES ${Array(BULK_ROWS).fill('(?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`,
+      );
       const one = this.insertReading;
-      const params: number[] = new Array(BULK_ROWS * 3);
+      const params = new Array<number>(BULK_ROWS * 3);
       this.bulkInsert = this.db.transaction((batch: readonly SeriesColumn[]) => {
         let inserted = 0;
         for (const { series, timestampsMs, values, length } of batch) {

@@ -29,9 +29,7 @@ export function resampleMean(
 ): Float64Array {
   assertInterval(intervalMs);
   if (timestampsMs.length !== values.length) {
-    throw new RangeError(
-      `resampleMean: ${timestampsMs.length} timestamps but ${values.length} values`,
-    );
+    throw new RangeError(`resampleMean: ${timestampsMs.length} timestamps but ${values.length} values`);
   }
   if (!Number.isInteger(bucketCount) || bucketCount < 0) {
     throw new RangeError(`resampleMean: bucketCount must be a non-negative integer, got ${bucketCount}`);

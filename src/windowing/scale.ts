@@ -16,12 +16,7 @@ const MIN_STD = 1e-9;
  * A feature with no finite value in those rows gets mean 0, std 1; a constant feature keeps its
  * mean and gets std 1, so it scales to 0.
  */
-export function fitScaler(
-  matrix: Float64Array,
-  rows: number,
-  features: number,
-  fitRows: number,
-): ScalerStats {
+export function fitScaler(matrix: Float64Array, rows: number, features: number, fitRows: number): ScalerStats {
   assertShape(matrix, rows, features);
   if (!Number.isInteger(fitRows) || fitRows < 0 || fitRows > rows) {
     throw new RangeError(`fitScaler: fitRows must be an integer in [0, ${rows}], got ${fitRows}`);
@@ -59,17 +54,10 @@ export function fitScaler(
 }
 
 /** (value - mean) / std for every cell; NaN stays NaN so windowing can still see the holes. */
-export function scaleMatrix(
-  matrix: Float64Array,
-  rows: number,
-  features: number,
-  stats: ScalerStats,
-): Float32Array {
+export function scaleMatrix(matrix: Float64Array, rows: number, features: number, stats: ScalerStats): Float32Array {
   assertShape(matrix, rows, features);
   if (stats.mean.length !== features || stats.std.length !== features) {
-    throw new RangeError(
-      `scaleMatrix: stats hold ${stats.mean.length} means and ${stats.std.length} stds for ${features} features`,
-    );
+    throw new RangeError(`scaleMatrix: stats hold ${stats.mean.length} means and ${stats.std.length} stds for ${features} features`);
   }
   const scaled = new Float32Array(rows * features);
   for (let r = 0; r < rows; r++) {
@@ -87,11 +75,7 @@ export function unscale(value: number, stats: ScalerStats, feature: number): num
   return value * stats.std[feature] + stats.mean[feature];
 }
 
-export function unscaleArray(
-  values: Float32Array | Float64Array,
-  stats: ScalerStats,
-  feature: number,
-): Float64Array {
+export function unscaleArray(values: Float32Array | Float64Array, stats: ScalerStats, feature: number): Float64Array {
   assertFeature(stats, feature);
   const featureMean = stats.mean[feature];
   const featureStd = stats.std[feature];

@@ -22,10 +22,7 @@ export function splitRowFor(rows: number, validationFraction: number): number {
  * (origin >= splitRow; their inputs may reach back into the training period, as at inference).
  * Windows straddling the split are dropped, so no training target is a validation value.
  */
-export function splitWindows(
-  set: WindowSet,
-  splitRow: number,
-): { train: WindowSet; validation: WindowSet } {
+export function splitWindows(set: WindowSet, splitRow: number): { train: WindowSet; validation: WindowSet } {
   // Origins are increasing, so train is a prefix and validation a suffix of the set.
   let trainEnd = 0;
   while (trainEnd < set.count && set.originRows[trainEnd] + set.horizon <= splitRow) trainEnd++;

@@ -40,18 +40,16 @@ export interface CutWindowsOptions {
  * Windows touching a NaN are skipped rather than filled: the gaps left after short-gap filling are
  * outages, and training on invented values would teach the model the filler.
  */
-export function cutWindows(
-  matrix: Float32Array,
-  rows: number,
-  features: number,
-  opts: CutWindowsOptions,
-): WindowSet {
+export function cutWindows(matrix: Float32Array, rows: number, features: number, opts: CutWindowsOptions): WindowSet {
   const { steps, horizon, targetFeature, relativeToLast } = opts;
   assertWindowShape(matrix, rows, features, steps, targetFeature);
   if (!Number.isInteger(horizon) || horizon < 1) {
     throw new RangeError(`cutWindows: horizon must be a positive integer, got ${horizon}`);
   }
-  for (const [name, origin] of [['firstOrigin', opts.firstOrigin], ['lastOrigin', opts.lastOrigin]] as const) {
+  for (const [name, origin] of [
+    ['firstOrigin', opts.firstOrigin],
+    ['lastOrigin', opts.lastOrigin],
+  ] as const) {
     if (origin !== undefined && !Number.isInteger(origin)) {
       throw new RangeError(`cutWindows: ${name} must be an integer, got ${origin}`);
     }
@@ -72,8 +70,7 @@ export function cutWindows(
       }
     }
     nanRowsBefore[r + 1] = nanRowsBefore[r] + rowHasNaN;
-    nanTargetsBefore[r + 1] =
-      nanTargetsBefore[r] + (Number.isNaN(matrix[r * features + targetFeature]) ? 1 : 0);
+    nanTargetsBefore[r + 1] = nanTargetsBefore[r] + (Number.isNaN(matrix[r * features + targetFeature]) ? 1 : 0);
   }
 
   const candidateOrigins = new Int32Array(Math.max(0, lastOrigin - firstOrigin + 1));
@@ -142,13 +139,7 @@ function copyInputRows(
   }
 }
 
-function assertWindowShape(
-  matrix: Float32Array,
-  rows: number,
-  features: number,
-  steps: number,
-  targetFeature: number,
-): void {
+function assertWindowShape(matrix: Float32Array, rows: number, features: number, steps: number, targetFeature: number): void {
   if (matrix.length !== rows * features) {
     throw new RangeError(`matrix holds ${matrix.length} cells, expected ${rows} x ${features}`);
   }

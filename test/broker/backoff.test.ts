@@ -10,8 +10,14 @@ import { createLogger } from '../../src/log.js';
 describe('reconnect backoff', () => {
   it('doubles from the base and stops at the cap, with at most half of each step random', () => {
     // random() = 0 gives the lower edge (half the step), random() = 1 the full step.
-    assert.deepEqual([0, 1, 2, 3, 4, 5, 6].map((attempt) => reconnectDelayMs(attempt, 1000, 10_000, () => 1)), [1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
-    assert.deepEqual([0, 1, 2, 3].map((attempt) => reconnectDelayMs(attempt, 1000, 10_000, () => 0)), [500, 1000, 2000, 4000]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 5, 6].map((attempt) => reconnectDelayMs(attempt, 1000, 10_000, () => 1)),
+      [1000, 2000, 4000, 8000, 10_000, 10_000, 10_000],
+    );
+    assert.deepEqual(
+      [0, 1, 2, 3].map((attempt) => reconnectDelayMs(attempt, 1000, 10_000, () => 0)),
+      [500, 1000, 2000, 4000],
+    );
   });
 
   it('never returns more than the cap, whatever the attempt count', () => {

@@ -32,7 +32,7 @@ class RoutedWatch {
   }
 
   /** Delivers a message the way the adapter does (QoS 0, as the watch subscribes); resolves once it is settled. */
-  async deliver(topic: string, payload: string): Promise<void> {
+  deliver(topic: string, payload: string): void {
     this.router.dispatch({ topic, payload: Buffer.from(payload), qos: 0, redelivered: false, settle: (outcome) => void this.settled.push(outcome) });
   }
 }
@@ -73,10 +73,10 @@ describe('BrokerDropWatch', () => {
     assert.match(String(explained[0].msg), /grant read/);
   });
 
-  it('takes the $SYS messages away from ingest and leaves every other topic to it', async () => {
+  it('takes the $SYS messages away from ingest and leaves every other topic to it', () => {
     const { client, watch } = started();
-    await client.deliver(BROKER_DROPPED_TOPIC, '7');
-    await client.deliver('sensors/kitchen/temperature', '21.5');
+    client.deliver(BROKER_DROPPED_TOPIC, '7');
+    client.deliver('sensors/kitchen/temperature', '21.5');
     assert.deepEqual(client.ingested, ['sensors/kitchen/temperature']);
     assert.deepEqual(client.settled, ['ack', 'ack']);
     assert.equal(watch.dropped, 7);
@@ -88,46 +88,57 @@ describe('BrokerDropWatch', () => {
     assert.deepEqual(warnings(), []);
   });
 
-  it('warns when the count grows, with the increase and the advice, and stays quiet while it does not', async () => {
+  it('warns when the count grows, with the increase and the advice, and stays quiet while it does not', () => {
     const { client, watch, warnings } = started();
-    await client.deliver(BROKER_DROPPED_TOPIC, '0');
+    client.deliver(BROKER_DROPPED_TOPIC, '0');
     assert.equal(watch.dropped, 0);
     assert.equal(warnings().length, 0, 'zero drops is no news');
-    await client.deliver(BROKER_DROPPED_TOPIC, '2000');
-    await client.deliver(BROKER_DROPPED_TOPIC, '2000');
-    await client.deliver(BROKER_DROPPED_TOPIC, '2150');
+    client.deliver(BROKER_DROPPED_TOPIC, '2000');
+    client.deliver(BROKER_DROPPED_TOPIC, '2000');
+    client.deliver(BROKER_DROPPED_TOPIC, '2150');
     assert.equal(watch.dropped, 2150);
     const seen = warnings();
-    assert.deepEqual(seen.map((line) => [line.dropped, line.increase, line.countedSince]), [
-      [2000, 2000, 'previous value'],
-      [2150, 150, 'previous value'],
-    ]);
+    assert.deepEqual(
+      seen.map((line) => [line.dropped, line.increase, line.countedSince]),
+      [
+        [2000, 2000, 'previous value'],
+        [2150, 150, 'previous value'],
+      ],
+    );
     assert.match(String(seen[0].advice), /max_queued_messages/);
     assert.match(String(seen[0].advice), /max_queued_bytes/);
     assert.equal(seen[0].level, 40, 'a warning (pino level 40)');
   });
 
-  it('warns on the first value it sees when the broker has already dropped messages (e.g. while forecastd was down)', async () => {
+  it('warns on the first value it sees when the broker has already dropped messages (e.g. while forecastd was down)', () => {
     const { client, warnings } = started();
-    await client.deliver(BROKER_DROPPED_TOPIC, '350');
-    assert.deepEqual(warnings().map((line) => [line.dropped, line.increase]), [[350, 350]]);
+    client.deliver(BROKER_DROPPED_TOPIC, '350');
+    assert.deepEqual(
+      warnings().map((line) => [line.dropped, line.increase]),
+      [[350, 350]],
+    );
     assert.match(String(warnings()[0].countedSince), /broker start/);
   });
 
-  it('treats a lower value as a broker restart: the new count is all new drops', async () => {
+  it('treats a lower value as a broker restart: the new count is all new drops', () => {
     const { client, watch, warnings } = started();
-    await client.deliver(BROKER_DROPPED_TOPIC, '500');
-    await client.deliver(BROKER_DROPPED_TOPIC, '40');
+    client.deliver(BROKER_DROPPED_TOPIC, '500');
+    client.deliver(BROKER_DROPPED_TOPIC, '40');
     assert.equal(watch.dropped, 40);
-    assert.deepEqual(warnings().map((line) => [line.dropped, line.increase, line.countedSince]).at(-1), [40, 40, 'broker restart']);
-    await client.deliver(BROKER_DROPPED_TOPIC, '0');
+    assert.deepEqual(
+      warnings()
+        .map((line) => [line.dropped, line.increase, line.countedSince])
+        .at(-1),
+      [40, 40, 'broker restart'],
+    );
+    client.deliver(BROKER_DROPPED_TOPIC, '0');
     assert.equal(warnings().length, 2, 'a restart that reset the count to zero is no warning');
   });
 
-  it('ignores payloads that are not a count, keeping the last good value', async () => {
+  it('ignores payloads that are not a count, keeping the last good value', () => {
     const { client, watch, warnings } = started();
-    await client.deliver(BROKER_DROPPED_TOPIC, '12');
-    for (const payload of ['', ' ', 'lots', '-1', '1.5', '1e400', 'NaN', '0x10']) await client.deliver(BROKER_DROPPED_TOPIC, payload);
+    client.deliver(BROKER_DROPPED_TOPIC, '12');
+    for (const payload of ['', ' ', 'lots', '-1', '1.5', '1e400', 'NaN', '0x10']) client.deliver(BROKER_DROPPED_TOPIC, payload);
     assert.equal(watch.dropped, 12);
     assert.equal(warnings().length, 1);
     assert.deepEqual(client.ingested, [], 'not even a malformed $SYS payload reaches ingest');

@@ -41,7 +41,10 @@ describe('InboundRouter', () => {
     assert.equal(router.parkedNow, 5);
     const ingest = keeping('ingest', ['sensors/+/+']);
     router.setFallback(ingest);
-    assert.deepEqual(ingest.received.map((delivery) => delivery.topic), ['sensors/dev/t0', 'sensors/dev/t1', 'sensors/dev/t2', 'sensors/dev/t3', 'sensors/dev/t4']);
+    assert.deepEqual(
+      ingest.received.map((delivery) => delivery.topic),
+      ['sensors/dev/t0', 'sensors/dev/t1', 'sensors/dev/t2', 'sensors/dev/t3', 'sensors/dev/t4'],
+    );
     assert.deepEqual(acked, [], 'handed over, not acknowledged: ingest acknowledges after its commit');
     for (const delivery of ingest.received) delivery.ack();
     assert.deepEqual(acked, [1, 2, 3, 4, 5]);
@@ -53,11 +56,17 @@ describe('InboundRouter', () => {
     deliver('sensors/a/b');
     const birth = keeping('homeassistant', ['homeassistant/status']);
     router.add(birth);
-    assert.deepEqual(birth.received.map((delivery) => delivery.topic), ['homeassistant/status']);
+    assert.deepEqual(
+      birth.received.map((delivery) => delivery.topic),
+      ['homeassistant/status'],
+    );
     assert.equal(router.parkedNow, 1);
     const ingest = keeping('ingest', ['sensors/#']);
     router.setFallback(ingest);
-    assert.deepEqual(ingest.received.map((delivery) => delivery.topic), ['sensors/a/b']);
+    assert.deepEqual(
+      ingest.received.map((delivery) => delivery.topic),
+      ['sensors/a/b'],
+    );
   });
 
   it('routes a topic to its own route before the fallback, even when the fallback filter matches it too', () => {
@@ -68,8 +77,14 @@ describe('InboundRouter', () => {
     router.add(train);
     deliver('forecastd/room/train');
     deliver('forecastd/room/other');
-    assert.deepEqual(train.received.map((delivery) => delivery.topic), ['forecastd/room/train']);
-    assert.deepEqual(ingest.received.map((delivery) => delivery.topic), ['forecastd/room/other']);
+    assert.deepEqual(
+      train.received.map((delivery) => delivery.topic),
+      ['forecastd/room/train'],
+    );
+    assert.deepEqual(
+      ingest.received.map((delivery) => delivery.topic),
+      ['forecastd/room/other'],
+    );
   });
 
   it('sends PUBACKs in arrival order: a later message settled first waits for the earlier one', () => {
@@ -138,7 +153,15 @@ describe('InboundRouter', () => {
   it('whatever the interleaving of arrivals, route start-up and settlements, a PUBACK leaves only for a settled-ack message, each once, in arrival order', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(fc.constant('arrive' as const), fc.constant('ready' as const), fc.constant('close' as const), fc.nat(40).map((index) => ({ ack: index }))), { maxLength: 80 }),
+        fc.array(
+          fc.oneof(
+            fc.constant('arrive' as const),
+            fc.constant('ready' as const),
+            fc.constant('close' as const),
+            fc.nat(40).map((index) => ({ ack: index })),
+          ),
+          { maxLength: 80 },
+        ),
         (steps) => {
           const { router, deliver, acked, close } = harness({ maxParked: 1000 });
           const ingest = keeping('ingest', ['#']);
@@ -164,7 +187,10 @@ describe('InboundRouter', () => {
           // Every PUBACK names a message its route acknowledged, once, never across a reconnect, in increasing order.
           assert.equal(new Set(acked).size, acked.length);
           for (const id of acked) assert.ok(byMessage.get(id)?.acked, `PUBACK ${id} only after its ack()`);
-          assert.deepEqual([...acked].sort((a, b) => a - b), acked);
+          assert.deepEqual(
+            [...acked].sort((a, b) => a - b),
+            acked,
+          );
         },
       ),
       { numRuns: 500 },

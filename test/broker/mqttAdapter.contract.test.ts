@@ -56,7 +56,11 @@ describe('mqtt.js contract of the broker adapter (real mqtt.js, real Mosquitto)'
   after(() => scope.close(), { timeout: 30_000 });
 
   const link = (url: string, clientId: string): MqttLink => {
-    const created = createMqttLink(url, { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 300 }, reconnectPeriod: 100 }, { log: createLogger('silent') });
+    const created = createMqttLink(
+      url,
+      { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 300 }, reconnectPeriod: 100 },
+      { log: createLogger('silent') },
+    );
     scope.onClose(created, () => created.client.endAsync(true));
     return created;
   };
@@ -97,7 +101,11 @@ describe('mqtt.js contract of the broker adapter (real mqtt.js, real Mosquitto)'
     again.setFallbackRoute(routeAgain);
     again.connect();
     await waitFor(() => routeAgain.received.length >= 1, 5000, 'the redelivery');
-    assert.deepEqual(routeAgain.received.map((delivery) => delivery.payload.toString()), ['3'], 'only the unacknowledged message comes again');
+    assert.deepEqual(
+      routeAgain.received.map((delivery) => delivery.payload.toString()),
+      ['3'],
+      'only the unacknowledged message comes again',
+    );
     assert.equal(routeAgain.received[0].redelivered, true, 'with DUP set');
   });
 
@@ -136,7 +144,11 @@ describe('mqtt.js contract of the broker adapter (real mqtt.js, real Mosquitto)'
       },
     });
     await waitFor(() => taken.length === 50, 10_000, 'all 50 queued messages');
-    assert.deepEqual(taken, Array.from({ length: 50 }, (_, index) => String(index + 1)), 'in publish order');
+    assert.deepEqual(
+      taken,
+      Array.from({ length: 50 }, (_, index) => String(index + 1)),
+      'in publish order',
+    );
     assert.equal(second.counters.acksSent, 50);
     assert.equal(second.counters.acksBeforeCommit, 0);
   });

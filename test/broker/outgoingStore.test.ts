@@ -101,7 +101,12 @@ describe('a publish held through an outage, replayed to Mosquitto (MQTT 5)', { s
    * Publishes a retained message with a 600 s expiry into a black hole, lets `heldMs` pass on the store's clock, heals
    * the link (mqtt.js reconnects and replays it), and returns the expiry a new subscriber is told the message has left.
    */
-  async function replayedExpiry(topic: string, outgoingStore: IStore, advance: (heldMs: number) => void, heldMs: number): Promise<number | undefined> {
+  async function replayedExpiry(
+    topic: string,
+    outgoingStore: IStore,
+    advance: (heldMs: number) => void,
+    heldMs: number,
+  ): Promise<number | undefined> {
     const proxy: TcpProxy = await startTcpProxy(mosquitto.port);
     scope.onClose(proxy, () => proxy.close());
     const publisher: MqttClient = scope.track(
@@ -141,7 +146,7 @@ describe('a publish held through an outage, replayed to Mosquitto (MQTT 5)', { s
     assert.ok(expiry !== undefined && expiry <= 150 && expiry >= 140, `retained with ${expiry} s left after 450 s held of 600`);
   });
 
-  it('(the flaw it fixes) with mqtt.js\'s own store the replayed message gets its full expiry again', { timeout: 30_000 }, async () => {
+  it("(the flaw it fixes) with mqtt.js's own store the replayed message gets its full expiry again", { timeout: 30_000 }, async () => {
     // The same outage, but nothing can tell the broker the message was held: Mosquitto counts 600 s from the replay.
     const expiry = await replayedExpiry('expiry/stock', new Store(), () => undefined, 450_000);
     assert.ok(expiry !== undefined && expiry > 590, `retained with ${expiry} s left`);

@@ -25,7 +25,11 @@ const ADAPTER = 'broker/mqttAdapter.ts';
 describe('the MQTT adapter is the only owner of inbound message handling', () => {
   const files = sources(SRC).map((path) => ({ path: relative(SRC, path), text: readFileSync(path, 'utf8') }));
 
-  it('finds the sources', () => assert.ok(files.some((file) => file.path === ADAPTER), `${ADAPTER} among ${files.length} files`));
+  it('finds the sources', () =>
+    assert.ok(
+      files.some((file) => file.path === ADAPTER),
+      `${ADAPTER} among ${files.length} files`,
+    ));
 
   for (const [what, pattern] of [
     ['handleMessage', /\bhandleMessage\b/],
@@ -39,7 +43,10 @@ describe('the MQTT adapter is the only owner of inbound message handling', () =>
   }
 
   it("every other mqtt.connect in src is a client of its own, not the daemon's (the CLI's train request, the demo's sensor and consumer)", () => {
-    const connecting = files.filter((file) => file.path !== ADAPTER && /\bmqtt\.connect(Async)?\(/.test(file.text)).map((file) => file.path).sort();
+    const connecting = files
+      .filter((file) => file.path !== ADAPTER && /\bmqtt\.connect(Async)?\(/.test(file.text))
+      .map((file) => file.path)
+      .sort();
     assert.deepEqual(connecting, ['cli/commands/train.ts', 'demo/demo.ts']);
   });
 });

@@ -52,8 +52,14 @@ describe('RateLimitedLog', () => {
     limited.error('connect:tls', { reason: 'tls' }, 'tls');
     const authLines = lines.filter((line) => line.reason === 'auth');
     assert.equal(authLines.length, 3, 'at 0 s, 60 s and 120 s');
-    assert.deepEqual(authLines.map((line) => line.occurrences), [1, 12, 12]);
-    assert.ok(authLines.every((line) => line.level === 50), 'error level');
+    assert.deepEqual(
+      authLines.map((line) => line.occurrences),
+      [1, 12, 12],
+    );
+    assert.ok(
+      authLines.every((line) => line.level === 50),
+      'error level',
+    );
     assert.equal(logged.filter(Boolean).length, 3);
     assert.equal(lines.filter((line) => line.reason === 'tls').length, 1, 'another kind is not held back by the first');
     // 11 auth failures since the line at 120 s, never logged: reset() reports them.
@@ -114,7 +120,9 @@ describe('broker link statistics', () => {
     });
     const { log, lines } = capturingLogger();
     const stats = new BrokerStats();
-    const config = parseConfig({ mqtt: { url, protocolVersion: 4, username: 'someone', password: 'not-this-one', reconnectSeconds: 0.1, reconnectMaxSeconds: 0.2 } });
+    const config = parseConfig({
+      mqtt: { url, protocolVersion: 4, username: 'someone', password: 'not-this-one', reconnectSeconds: 0.1, reconnectMaxSeconds: 0.2 },
+    });
     const client = createBrokerLink(config.mqtt, log, { stats }).connect();
     try {
       await waitFor(() => stats.failures.auth >= 4, 15_000, 'four refused logins');

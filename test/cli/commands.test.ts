@@ -51,7 +51,9 @@ describe('every command', () => {
   before(async () => {
     const help = await cli('help');
     assert.equal(help.code, 0);
-    commands = [...new Set([...help.stdout.matchAll(/^ {2}forecastd ([a-z]+)\b/gm)].map((match) => match[1]))].filter((command) => command !== 'help');
+    commands = [...new Set([...help.stdout.matchAll(/^ {2}forecastd ([a-z]+)\b/gm)].map((match) => match[1]))].filter(
+      (command) => command !== 'help',
+    );
   });
 
   it('the usage lists the commands, status, forecast and models among them', () => {
@@ -59,7 +61,10 @@ describe('every command', () => {
   });
 
   it('answers --help (and -h) with its usage and exit code 0', async () => {
-    const runs = await cliAll(commands.map((command) => [command, '--help']), 4);
+    const runs = await cliAll(
+      commands.map((command) => [command, '--help']),
+      4,
+    );
     runs.forEach((run, index) => {
       const command = commands[index];
       assert.equal(run.code, 0, `${command} --help: ${run.stderr}`);

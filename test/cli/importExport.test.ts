@@ -31,7 +31,9 @@ interface CleanFile {
 }
 
 function readClean(path: string): CleanFile {
-  const [header, ...lines] = readFileSync(path, 'utf8').split('\n').filter((line) => line !== '');
+  const [header, ...lines] = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '');
   return { columns: header.split(','), rows: lines.map((line) => line.split(',')) };
 }
 
@@ -78,7 +80,12 @@ describe('import and export of the real datasets', { skip, timeout: 600_000 }, (
       const stored = withStore((store) => expected.map(([series]) => [series, all(store, series as string).values.length]));
       assert.deepEqual(stored, expected);
       const total = expected.reduce((sum, [, count]) => sum + (count as number), 0);
-      assert.match(first.stdout, new RegExp(`^imported air_quality_uci_hourly\\.csv: ${clean.rows.length} rows read, ${total} readings stored, 0 duplicates, rejected: none; \\d+ rows/s, \\d+ readings/s`));
+      assert.match(
+        first.stdout,
+        new RegExp(
+          `^imported air_quality_uci_hourly\\.csv: ${clean.rows.length} rows read, ${total} readings stored, 0 duplicates, rejected: none; \\d+ rows/s, \\d+ readings/s`,
+        ),
+      );
     });
 
     it('keeps every timestamp and value (times without a zone read in --timezone)', () => {
@@ -87,8 +94,16 @@ describe('import and export of the real datasets', { skip, timeout: 600_000 }, (
           if (k === 0) continue;
           const rows = clean.rows.filter((row) => row[k] !== '');
           const data = all(store, seriesOf(column));
-          assert.deepEqual([...data.timestampsMs], rows.map((row) => Date.parse(`${row[0]}Z`)), column);
-          assert.deepEqual([...data.values], rows.map((row) => Number(row[k])), column);
+          assert.deepEqual(
+            [...data.timestampsMs],
+            rows.map((row) => Date.parse(`${row[0]}Z`)),
+            column,
+          );
+          assert.deepEqual(
+            [...data.values],
+            rows.map((row) => Number(row[k])),
+            column,
+          );
         }
       });
     });
@@ -98,13 +113,31 @@ describe('import and export of the real datasets', { skip, timeout: 600_000 }, (
       assert.equal(again.code, 0, again.stderr);
       const total = clean.columns.slice(1).reduce((sum, _, k) => sum + nonEmpty(clean, k + 1), 0);
       assert.match(again.stdout, new RegExp(`: ${clean.rows.length} rows read, 0 readings stored, ${total} duplicates,`));
-      assert.equal(withStore((store) => store.count()), total);
+      assert.equal(
+        withStore((store) => store.count()),
+        total,
+      );
     });
 
     it('exports a range as the imported values, a row per timestamp, empty where a series has no value', () => {
       const out = join(dir, 'week.csv');
-      const result = cli(['export', '--config', config, '--series', 'NMHC_GT', '--series', 'CO_GT', '--series', 'T',
-        '--from', '2004-06-17T00:00:00Z', '--to', '2004-06-24T00:00:00Z', '--out', out]);
+      const result = cli([
+        'export',
+        '--config',
+        config,
+        '--series',
+        'NMHC_GT',
+        '--series',
+        'CO_GT',
+        '--series',
+        'T',
+        '--from',
+        '2004-06-17T00:00:00Z',
+        '--to',
+        '2004-06-24T00:00:00Z',
+        '--out',
+        out,
+      ]);
       assert.equal(result.code, 0, result.stderr);
       const columns = ['NMHC(GT)', 'CO(GT)', 'T'].map((name) => clean.columns.indexOf(name));
       const from = Date.parse('2004-06-17T00:00:00Z');
@@ -112,8 +145,14 @@ describe('import and export of the real datasets', { skip, timeout: 600_000 }, (
       const expected = clean.rows
         .filter((row) => Date.parse(`${row[0]}Z`) >= from && Date.parse(`${row[0]}Z`) < to && columns.some((k) => row[k] !== ''))
         .map((row) => [`${row[0]}Z`, ...columns.map((k) => (row[k] === '' ? '' : Number(row[k])))]);
-      assert.ok(expected.length > 100 && expected.length < 168, `a week of hours, some with no value in any of the three series: got ${expected.length}`);
-      assert.ok(expected.some((row) => row.includes('')), 'the range has empty cells to check');
+      assert.ok(
+        expected.length > 100 && expected.length < 168,
+        `a week of hours, some with no value in any of the three series: got ${expected.length}`,
+      );
+      assert.ok(
+        expected.some((row) => row.includes('')),
+        'the range has empty cells to check',
+      );
       const [header, ...lines] = readFileSync(out, 'utf8').trimEnd().split('\n');
       assert.equal(header, 'timestamp,NMHC_GT,CO_GT,T');
       const exported = lines.map((line) => line.split(',')).map(([ts, ...cells]) => [ts, ...cells.map((cell) => (cell === '' ? '' : Number(cell)))]);
@@ -121,13 +160,28 @@ describe('import and export of the real datasets', { skip, timeout: 600_000 }, (
     });
 
     it('exports to stdout, and re-imports its own output to the same readings', () => {
-      const result = cli(['export', '--config', config, '--series', 'T', '--series', 'RH', '--from', '2004-03-10T18:00:00Z', '--to', '2004-03-11T00:00:00Z']);
+      const result = cli([
+        'export',
+        '--config',
+        config,
+        '--series',
+        'T',
+        '--series',
+        'RH',
+        '--from',
+        '2004-03-10T18:00:00Z',
+        '--to',
+        '2004-03-11T00:00:00Z',
+      ]);
       assert.equal(result.code, 0, result.stderr);
-      assert.equal(result.stdout, [
-        'timestamp,T,RH',
-        ...clean.rows.slice(0, 6).map((row) => `${row[0]}Z,${Number(row[clean.columns.indexOf('T')])},${Number(row[clean.columns.indexOf('RH')])}`),
-        '',
-      ].join('\n'));
+      assert.equal(
+        result.stdout,
+        [
+          'timestamp,T,RH',
+          ...clean.rows.slice(0, 6).map((row) => `${row[0]}Z,${Number(row[clean.columns.indexOf('T')])},${Number(row[clean.columns.indexOf('RH')])}`),
+          '',
+        ].join('\n'),
+      );
       const file = join(dir, 'evening.csv');
       writeFileSync(file, result.stdout);
       const back = cli(['import', file, '--config', config, '--prefix', 'copy.', '--timezone', 'Asia/Tokyo']);
@@ -141,7 +195,7 @@ describe('import and export of the real datasets', { skip, timeout: 600_000 }, (
       });
     });
 
-    it('reads times without a zone in the machine\'s zone by default, and reports daylight-saving trouble', () => {
+    it("reads times without a zone in the machine's zone by default, and reports daylight-saving trouble", () => {
       const result = cli(['import', AIR, '--config', config, '--prefix', 'rome.', '--map', 'T=rome.temperature'], { TZ: 'Europe/Rome' });
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stdout, /read as Europe\/Rome time/);
@@ -185,18 +239,25 @@ describe('import and export of the real datasets', { skip, timeout: 600_000 }, (
       const numeric = clean.columns.slice(1, -1);
       assert.deepEqual(numeric, ['Temperature', 'Humidity', 'Light', 'CO2', 'HumidityRatio', 'Occupancy']);
       withStore((store, catalog) => {
-        for (const column of numeric) assert.equal(all(store, `office.${column}`).values.length, nonEmpty(clean, clean.columns.indexOf(column)), column);
+        for (const column of numeric)
+          assert.equal(all(store, `office.${column}`).values.length, nonEmpty(clean, clean.columns.indexOf(column)), column);
         const names = catalog.list().map((series) => series.name);
         assert.ok(names.includes('office.CO2') && !names.includes('office.source_file'), names.join(', '));
       });
       assert.match(result.stdout, new RegExp(`rejected: source_file ${clean.rows.length};`));
-      assert.match(result.stdout, /rejected 20560 cells of "source_file": no number in this column: nothing imported from it \(--skip it to silence this\) \(first: line 2, "datatest.txt"\)/);
+      assert.match(
+        result.stdout,
+        /rejected 20560 cells of "source_file": no number in this column: nothing imported from it \(--skip it to silence this\) \(first: line 2, "datatest.txt"\)/,
+      );
     });
 
     it('keeps the jittered timestamps (59 s and 61 s steps) exactly', () => {
       withStore((store) => {
         const co2 = all(store, 'office.CO2');
-        assert.deepEqual([...co2.timestampsMs], clean.rows.map((row) => Date.parse(`${row[0]}Z`)));
+        assert.deepEqual(
+          [...co2.timestampsMs],
+          clean.rows.map((row) => Date.parse(`${row[0]}Z`)),
+        );
         const steps = new Set([...co2.timestampsMs].slice(1).map((ts, i) => ts - co2.timestampsMs[i]));
         assert.ok(steps.has(59_000) && steps.has(61_000));
       });
@@ -205,7 +266,10 @@ describe('import and export of the real datasets', { skip, timeout: 600_000 }, (
     it('imports nothing new the second time, and --skip silences the text column', () => {
       const again = cli(['import', OCCUPANCY, '--config', config, '--timezone', 'UTC', '--prefix', 'office.', '--skip', 'source_file']);
       assert.equal(again.code, 0, again.stderr);
-      assert.match(again.stdout, new RegExp(`: ${clean.rows.length} rows read, 0 readings stored, ${clean.rows.length * 6} duplicates, rejected: none;`));
+      assert.match(
+        again.stdout,
+        new RegExp(`: ${clean.rows.length} rows read, 0 readings stored, ${clean.rows.length * 6} duplicates, rejected: none;`),
+      );
     });
   });
 
@@ -239,7 +303,10 @@ describe('import and export of the real datasets', { skip, timeout: 600_000 }, (
       writeFileSync(badTimes, 'when,v\nsoon,1\nlater,2\n');
       const noTimes = cli(['import', badTimes, '--config', config]);
       assert.equal(noTimes.code, 1);
-      assert.match(noTimes.stderr, /no row of bad-times\.csv has a timestamp that could be read in "when": nothing was imported; choose the column with --timestamp-column/);
+      assert.match(
+        noTimes.stderr,
+        /no row of bad-times\.csv has a timestamp that could be read in "when": nothing was imported; choose the column with --timestamp-column/,
+      );
     });
   });
 });

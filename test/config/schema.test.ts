@@ -124,7 +124,14 @@ describe('config files in config/', () => {
     assert.equal(livingRoom.interval, 900);
     assert.equal(livingRoom.steps, 48);
     assert.equal(livingRoom.horizon, 8);
-    assert.deepEqual(livingRoom.layers.map((layer) => [layer.type, layer.units]), [['lstm', 32], ['lstm', 16], ['dense', 8]]);
+    assert.deepEqual(
+      livingRoom.layers.map((layer) => [layer.type, layer.units]),
+      [
+        ['lstm', 32],
+        ['lstm', 16],
+        ['dense', 8],
+      ],
+    );
   });
 
   it('the reference, all comments, parses to the defaults', () => {
@@ -202,7 +209,10 @@ describe('config errors name the key and the problem', () => {
   });
 
   it('a cron expression with too few fields', () => {
-    assert.match(rejection({ forecasts: [forecast({ training: { schedule: 'nightly' } })] }).problems[0], /^forecasts\.0\.training\.schedule: "nightly" is not a cron expression/);
+    assert.match(
+      rejection({ forecasts: [forecast({ training: { schedule: 'nightly' } })] }).problems[0],
+      /^forecasts\.0\.training\.schedule: "nightly" is not a cron expression/,
+    );
   });
 
   it('a bad duration', () => {
@@ -226,14 +236,30 @@ describe('config errors name the key and the problem', () => {
   });
 
   it('a dense output layer whose units differ from the horizon', () => {
-    const { problems } = rejection({ forecasts: [forecast({ horizon: 8, layers: [{ type: 'lstm', units: 16 }, { type: 'dense', units: 12 }] })] });
+    const { problems } = rejection({
+      forecasts: [
+        forecast({
+          horizon: 8,
+          layers: [
+            { type: 'lstm', units: 16 },
+            { type: 'dense', units: 12 },
+          ],
+        }),
+      ],
+    });
     assert.deepEqual(problems, ['forecasts.0.layers.1.units: the output layer must have horizon = 8 units, not 12']);
   });
 
   it('accepts a dense output layer with horizon units, or none given', () => {
-    const layers = (units?: number) => [{ type: 'lstm', units: 16 }, { type: 'dense', ...(units === undefined ? {} : { units }) }];
+    const layers = (units?: number) => [
+      { type: 'lstm', units: 16 },
+      { type: 'dense', ...(units === undefined ? {} : { units }) },
+    ];
     assert.equal(parseConfig({ forecasts: [forecast({ horizon: 8, layers: layers(8) })] }, 'test.yaml', NO_ENV).forecasts[0].layers[1].units, 8);
-    assert.equal(parseConfig({ forecasts: [forecast({ horizon: 8, layers: layers() })] }, 'test.yaml', NO_ENV).forecasts[0].layers[1].units, undefined);
+    assert.equal(
+      parseConfig({ forecasts: [forecast({ horizon: 8, layers: layers() })] }, 'test.yaml', NO_ENV).forecasts[0].layers[1].units,
+      undefined,
+    );
   });
 
   it('an unknown layer type', () => {
@@ -245,7 +271,9 @@ describe('config errors name the key and the problem', () => {
   });
 
   it('a client certificate without its key', () => {
-    assert.deepEqual(rejection({ mqtt: { certFile: '/etc/forecastd/client.pem' } }).problems, ['mqtt.keyFile: a client certificate needs keyFile too']);
+    assert.deepEqual(rejection({ mqtt: { certFile: '/etc/forecastd/client.pem' } }).problems, [
+      'mqtt.keyFile: a client certificate needs keyFile too',
+    ]);
   });
 
   it('a file that is not YAML', () => {
@@ -315,7 +343,20 @@ describe('config JSON schema', () => {
 
   it('describes every section and refuses unknown keys', () => {
     assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
-    assert.deepEqual(Object.keys(schema.properties), ['mqtt', 'ingest', 'storage', 'publish', 'scheduler', 'model', 'log', 'lifecycle', 'http', 'homeAssistant', 'status', 'forecasts']);
+    assert.deepEqual(Object.keys(schema.properties), [
+      'mqtt',
+      'ingest',
+      'storage',
+      'publish',
+      'scheduler',
+      'model',
+      'log',
+      'lifecycle',
+      'http',
+      'homeAssistant',
+      'status',
+      'forecasts',
+    ]);
     assert.equal(schema.additionalProperties, false);
     assert.equal(schema.properties.mqtt.properties?.url.default, 'mqtt://127.0.0.1:1883');
   });
@@ -328,7 +369,10 @@ describe('config JSON schema', () => {
   it('keeps the defaults of fields that transform, in the form a user writes', () => {
     const interval = schema.properties.forecasts.items.properties.interval;
     assert.equal(interval.default, '15m');
-    assert.deepEqual(interval.anyOf.map((option: { type: string }) => option.type), ['string', 'number']);
+    assert.deepEqual(
+      interval.anyOf.map((option: { type: string }) => option.type),
+      ['string', 'number'],
+    );
     assert.equal(parseConfig({ forecasts: [forecast({ interval: interval.default })] }, 'test.yaml', NO_ENV).forecasts[0].interval, 900);
   });
 
@@ -338,7 +382,8 @@ describe('config JSON schema', () => {
 });
 
 describe('forecastd config (the built CLI)', () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, FORECASTD_MQTT_PASSWORD: '' } });
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, FORECASTD_MQTT_PASSWORD: '' } });
 
   it('config check exits 2 and names the key of a bad file', () => {
     const path = scratchFile('bad.yaml', 'mqtt:\n  prot: 5\n');

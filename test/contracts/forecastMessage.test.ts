@@ -27,11 +27,23 @@ const issued = () =>
     target: 'room.temp',
     issuedAtMs: Date.UTC(2026, 10, 28, 12, 0, 2),
     intervalSeconds: 900,
-    result: { originMs: Date.UTC(2026, 10, 28, 12), lastObserved: 21.4, points: [0, 1, 2].map((step) => ({ ts: Date.UTC(2026, 10, 28, 12) + step * 900_000, value: 21 + step / 10 })) },
+    result: {
+      originMs: Date.UTC(2026, 10, 28, 12),
+      lastObserved: 21.4,
+      points: [0, 1, 2].map((step) => ({ ts: Date.UTC(2026, 10, 28, 12) + step * 900_000, value: 21 + step / 10 })),
+    },
     version: 'room@20261128T031700Z',
     training: null,
     backend: 'wasm',
-    evaluation: { served: { mae: 0.2, rmse: 0.3, mase: 0.6 }, persistenceMae: 0.5, seasonalNaiveMae: null, linearMae: 0.25, windows: 50, levels: [0.8], intervalWidths: [[0.1, 0.2, 0.3]] },
+    evaluation: {
+      served: { mae: 0.2, rmse: 0.3, mase: 0.6 },
+      persistenceMae: 0.5,
+      seasonalNaiveMae: null,
+      linearMae: 0.25,
+      windows: 50,
+      levels: [0.8],
+      intervalWidths: [[0.1, 0.2, 0.3]],
+    },
   });
 
 describe('the forecast message contract', () => {

@@ -69,7 +69,22 @@ describe('records written by forecastd 0.1.0', () => {
 
   it('an older record without the later fields is upgraded with what an old training could not have had', () => {
     const raw = legacyRecord();
-    for (const field of ['status', 'initialEpoch', 'learningRate', 'bestEpoch', 'stoppedEarly', 'resumedFrom', 'warmStartedFrom', 'configHash', 'shapeKey', 'featureNames', 'scaler', 'evaluation', 'decision', 'servingCheckpointId']) {
+    for (const field of [
+      'status',
+      'initialEpoch',
+      'learningRate',
+      'bestEpoch',
+      'stoppedEarly',
+      'resumedFrom',
+      'warmStartedFrom',
+      'configHash',
+      'shapeKey',
+      'featureNames',
+      'scaler',
+      'evaluation',
+      'decision',
+      'servingCheckpointId',
+    ]) {
       delete raw[field];
     }
     const record = parseTrainingRecord(raw, 'fixture');
@@ -84,7 +99,17 @@ describe('records written by forecastd 0.1.0', () => {
     const tamperedDir = mkdtempSync(join(tmpdir(), 'forecastd-tampered-'));
     try {
       cpSync(join(FIXTURES, 'checkpoints'), tamperedDir, { recursive: true });
-      const storeDir = readdirSync(tamperedDir).find((name) => readFileSync(join(tamperedDir, name, readdirSync(join(tamperedDir, name)).find((entry) => entry !== 'CURRENT')!, 'manifest.json'), 'utf8').includes('"room#best"'))!;
+      const storeDir = readdirSync(tamperedDir).find((name) =>
+        readFileSync(
+          join(
+            tamperedDir,
+            name,
+            readdirSync(join(tamperedDir, name)).find((entry) => entry !== 'CURRENT')!,
+            'manifest.json',
+          ),
+          'utf8',
+        ).includes('"room#best"'),
+      )!;
       for (const checkpoint of readdirSync(join(tamperedDir, storeDir)).filter((entry) => entry !== 'CURRENT')) {
         const path = join(tamperedDir, storeDir, checkpoint, 'manifest.json');
         const manifest = JSON.parse(readFileSync(path, 'utf8')) as { meta: { scaler: { mean: unknown } } };
@@ -101,8 +126,14 @@ describe('records written by forecastd 0.1.0', () => {
   });
 
   it('a meta or record of an unknown (newer) version is refused with the version named', () => {
-    assert.throws(() => parseCheckpointMeta({ metaVersion: 99 }, 'x'), (error: ContractError) => error instanceof ContractError && /metaVersion: 99 is not a version/.test(error.message));
-    assert.throws(() => parseTrainingRecord({ ...legacyRecord(), recordVersion: 3 }, 'x'), (error: ContractError) => /recordVersion: 3 is not a version/.test(error.message));
+    assert.throws(
+      () => parseCheckpointMeta({ metaVersion: 99 }, 'x'),
+      (error: ContractError) => error instanceof ContractError && /metaVersion: 99 is not a version/.test(error.message),
+    );
+    assert.throws(
+      () => parseTrainingRecord({ ...legacyRecord(), recordVersion: 3 }, 'x'),
+      (error: ContractError) => /recordVersion: 3 is not a version/.test(error.message),
+    );
   });
 
   it('the model-version store reads a stored 0.1.0 record, and leaves out (and reports) one that does not validate', () => {
@@ -117,7 +148,10 @@ describe('records written by forecastd 0.1.0', () => {
     insert.run('room', raw.version, raw.startedAt, JSON.stringify(raw));
     insert.run('room', 'room@broken', (raw.startedAt as number) + 1, JSON.stringify({ ...raw, version: 'room@broken', trainWindows: 'many' }));
     const latest = versions.latest('room', 5);
-    assert.deepEqual(latest.map((record) => record.version), [raw.version]);
+    assert.deepEqual(
+      latest.map((record) => record.version),
+      [raw.version],
+    );
     assert.equal(latest[0].recordVersion, TRAINING_RECORD_VERSION);
     assert.equal(refusals.length, 1);
     assert.match(refusals[0], /room@broken: trainWindows: /);

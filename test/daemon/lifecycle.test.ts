@@ -30,7 +30,9 @@ function fakeNotifier() {
   return { notifier, sent };
 }
 
-function harness(options: { stop?: () => Promise<void>; startDelayMs?: number; reloadConfig?: () => Config; failStartFor?: (config: Config) => boolean } = {}) {
+function harness(
+  options: { stop?: () => Promise<void>; startDelayMs?: number; reloadConfig?: () => Config; failStartFor?: (config: Config) => boolean } = {},
+) {
   const signals = new EventEmitter();
   const events: string[] = [];
   const exits: number[] = [];
@@ -61,19 +63,39 @@ const tick = (ms = 10) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('runWithLifecycle', () => {
   it('SIGTERM: READY at start, STOPPING at the signal, the daemon stopped, exit code 0', async () => {
     const h = harness();
-    const result = runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: configWith(10), log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier });
+    const result = runWithLifecycle({
+      start: h.start,
+      reloadConfig: h.reloadConfig,
+      initialConfig: configWith(10),
+      log: h.log,
+      signals: h.signals,
+      exit: (code) => h.exits.push(code),
+      notifier: h.notifier,
+    });
     await tick();
     assert.deepEqual(h.sent, ['READY', 'WATCHDOG ON']);
     h.signals.emit('SIGTERM');
     assert.equal(await result, EXIT_CODES.ok);
     assert.deepEqual(h.events, ['start #1', 'stop #1']);
     assert.deepEqual(h.sent, ['READY', 'WATCHDOG ON', 'STOPPING', 'WATCHDOG OFF']);
-    assert.equal(h.signals.listenerCount('SIGTERM') + h.signals.listenerCount('SIGINT') + h.signals.listenerCount('SIGHUP'), 0, 'no listeners left behind');
+    assert.equal(
+      h.signals.listenerCount('SIGTERM') + h.signals.listenerCount('SIGINT') + h.signals.listenerCount('SIGHUP'),
+      0,
+      'no listeners left behind',
+    );
   });
 
   it('a stop that hangs ends with exit code 1 after lifecycle.shutdownTimeoutSeconds', async () => {
     const h = harness({ stop: () => new Promise(() => undefined) });
-    const result = runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: configWith(0.3), log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier });
+    const result = runWithLifecycle({
+      start: h.start,
+      reloadConfig: h.reloadConfig,
+      initialConfig: configWith(0.3),
+      log: h.log,
+      signals: h.signals,
+      exit: (code) => h.exits.push(code),
+      notifier: h.notifier,
+    });
     await tick();
     const signalledAt = Date.now();
     h.signals.emit('SIGINT');
@@ -85,7 +107,15 @@ describe('runWithLifecycle', () => {
 
   it('a second signal during the shutdown exits at once with code 1', async () => {
     const h = harness({ stop: () => new Promise(() => undefined) });
-    const result = runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: configWith(0.5), log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier });
+    const result = runWithLifecycle({
+      start: h.start,
+      reloadConfig: h.reloadConfig,
+      initialConfig: configWith(0.5),
+      log: h.log,
+      signals: h.signals,
+      exit: (code) => h.exits.push(code),
+      notifier: h.notifier,
+    });
     await tick();
     h.signals.emit('SIGTERM');
     await tick();
@@ -101,7 +131,15 @@ describe('runWithLifecycle', () => {
         throw new ConfigError('forecastd.yaml', ['mqtt.prot: unknown key']);
       },
     });
-    const result = runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: configWith(10), log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier });
+    const result = runWithLifecycle({
+      start: h.start,
+      reloadConfig: h.reloadConfig,
+      initialConfig: configWith(10),
+      log: h.log,
+      signals: h.signals,
+      exit: (code) => h.exits.push(code),
+      notifier: h.notifier,
+    });
     await tick();
     h.signals.emit('SIGHUP');
     await tick(50);
@@ -115,7 +153,15 @@ describe('runWithLifecycle', () => {
   it('SIGHUP with a valid config restarts the daemon with it, and the shutdown uses the new deadline', async () => {
     const reloaded = configWith(0.2, 'debug');
     const h = harness({ reloadConfig: () => reloaded });
-    const result = runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: configWith(10), log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier });
+    const result = runWithLifecycle({
+      start: h.start,
+      reloadConfig: h.reloadConfig,
+      initialConfig: configWith(10),
+      log: h.log,
+      signals: h.signals,
+      exit: (code) => h.exits.push(code),
+      notifier: h.notifier,
+    });
     await tick();
     h.signals.emit('SIGHUP');
     await tick(50);
@@ -132,7 +178,15 @@ describe('runWithLifecycle', () => {
     const broken = configWith(7);
     const h = harness({ reloadConfig: () => broken, failStartFor: (config) => config === broken });
     const initial = configWith(10);
-    const result = runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: initial, log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier });
+    const result = runWithLifecycle({
+      start: h.start,
+      reloadConfig: h.reloadConfig,
+      initialConfig: initial,
+      log: h.log,
+      signals: h.signals,
+      exit: (code) => h.exits.push(code),
+      notifier: h.notifier,
+    });
     await tick();
     h.signals.emit('SIGHUP');
     await tick(50);
@@ -145,7 +199,15 @@ describe('runWithLifecycle', () => {
   it('when neither the new nor the previous config starts after a SIGHUP, it ends with exit code 1 (systemd restarts it)', async () => {
     let starts = 0;
     const h = harness({ reloadConfig: () => configWith(10), failStartFor: () => ++starts > 1 });
-    const result = runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: configWith(10), log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier });
+    const result = runWithLifecycle({
+      start: h.start,
+      reloadConfig: h.reloadConfig,
+      initialConfig: configWith(10),
+      log: h.log,
+      signals: h.signals,
+      exit: (code) => h.exits.push(code),
+      notifier: h.notifier,
+    });
     await tick();
     h.signals.emit('SIGHUP');
     assert.equal(await result, EXIT_CODES.failure);
@@ -155,7 +217,15 @@ describe('runWithLifecycle', () => {
 
   it('a SIGTERM during start-up waits for start-up, then stops cleanly (and never reports READY)', async () => {
     const h = harness({ startDelayMs: 150 });
-    const result = runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: configWith(10), log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier });
+    const result = runWithLifecycle({
+      start: h.start,
+      reloadConfig: h.reloadConfig,
+      initialConfig: configWith(10),
+      log: h.log,
+      signals: h.signals,
+      exit: (code) => h.exits.push(code),
+      notifier: h.notifier,
+    });
     await tick(20);
     h.signals.emit('SIGTERM');
     assert.equal(await result, EXIT_CODES.ok);
@@ -167,7 +237,15 @@ describe('runWithLifecycle', () => {
   it('a start-up failure is thrown to the caller (exit code 1 from main), with no listeners left behind', async () => {
     const h = harness({ failStartFor: () => true });
     await assert.rejects(
-      runWithLifecycle({ start: h.start, reloadConfig: h.reloadConfig, initialConfig: configWith(10), log: h.log, signals: h.signals, exit: (code) => h.exits.push(code), notifier: h.notifier }),
+      runWithLifecycle({
+        start: h.start,
+        reloadConfig: h.reloadConfig,
+        initialConfig: configWith(10),
+        log: h.log,
+        signals: h.signals,
+        exit: (code) => h.exits.push(code),
+        notifier: h.notifier,
+      }),
       /cannot open the state directory/,
     );
     assert.equal(h.signals.listenerCount('SIGTERM'), 0);

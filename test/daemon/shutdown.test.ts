@@ -31,7 +31,13 @@ describe('stopping during a training', { timeout: 120_000 }, () => {
     stateDir = mkdtempSync(join(tmpdir(), 'forecastd-shutdown-'));
     writeHistory(stateDir, 'room.temp', 3);
     config = parseConfig({
-      mqtt: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: `forecastd-${prefix}`, clean: true, baseTopic: `forecastd-test-${prefix}` },
+      mqtt: {
+        url: broker.url,
+        protocolVersion: broker.protocolVersion,
+        clientId: `forecastd-${prefix}`,
+        clean: true,
+        baseTopic: `forecastd-test-${prefix}`,
+      },
       ingest: { topics: [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }] },
       storage: { stateDir },
       lifecycle: { shutdownTimeoutSeconds: 10 },
@@ -80,7 +86,10 @@ describe('stopping during a training', { timeout: 120_000 }, () => {
     assert.ok(latest, 'a checkpoint exists');
     checkpointEpoch = latest.info.epoch;
     // The epoch message follows the checkpoint save, so the stop may come between the two.
-    assert.ok(checkpointEpoch === lastEpochSeen || checkpointEpoch === lastEpochSeen + 1, `checkpoint epoch ${checkpointEpoch}, last epoch reported ${lastEpochSeen}`);
+    assert.ok(
+      checkpointEpoch === lastEpochSeen || checkpointEpoch === lastEpochSeen + 1,
+      `checkpoint epoch ${checkpointEpoch}, last epoch reported ${lastEpochSeen}`,
+    );
     const { tf } = await initBackend('auto', { allowNative: false });
     const { forecaster, rejected } = await Forecaster.load(tf, store, shapeKeyFor(forecast));
     assert.deepEqual(rejected, []);

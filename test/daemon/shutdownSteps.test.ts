@@ -1,7 +1,6 @@
 /** The stop sequence's runner: order kept, a failing or stuck step does not keep the later ones from running. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { MqttClient } from 'mqtt';
 import { runShutdownSteps } from '../../src/daemon/shutdown.js';
 import { capturedLogger } from './support.js';
 
@@ -21,7 +20,7 @@ describe('runShutdownSteps', () => {
         },
         { name: 'hangs', run: () => new Promise<void>(() => void ran.push('hangs')), timeoutMs: 50 },
         { name: 'hangs too', run: () => new Promise<void>(() => void ran.push('hangs too')) },
-        { name: 'close database', run: async () => void ran.push('close database') },
+        { name: 'close database', run: () => void ran.push('close database') },
       ],
       log,
       { defaultTimeoutMs: 80 },
@@ -29,6 +28,8 @@ describe('runShutdownSteps', () => {
     assert.deepEqual(ran, ['first', 'throws', 'hangs', 'hangs too', 'close database']);
     assert.deepEqual(failed, ['throws', 'hangs', 'hangs too']);
     assert.ok(lines.some((line) => line.msg === 'shutdown step failed; going on' && line.step === 'throws'));
-    assert.ok(lines.some((line) => line.msg === 'shutdown step took too long; going on without it' && line.step === 'hangs too' && line.timeoutMs === 80));
+    assert.ok(
+      lines.some((line) => line.msg === 'shutdown step took too long; going on without it' && line.step === 'hangs too' && line.timeoutMs === 80),
+    );
   });
 });

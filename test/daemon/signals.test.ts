@@ -34,7 +34,14 @@ describe('the daemon process under SIGHUP and SIGTERM', { timeout: 150_000 }, ()
   let manager: Awaited<ReturnType<typeof startNotifyReceiver>> = null;
 
   const configFor = (topicPrefixes: string[], extra: Record<string, unknown> = {}) => ({
-    mqtt: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: `forecastd-${prefix}`, baseTopic, reconnectSeconds: 0.2, reconnectMaxSeconds: 1 },
+    mqtt: {
+      url: broker.url,
+      protocolVersion: broker.protocolVersion,
+      clientId: `forecastd-${prefix}`,
+      baseTopic,
+      reconnectSeconds: 0.2,
+      reconnectMaxSeconds: 1,
+    },
     ingest: { topics: topicPrefixes.map((topicPrefix) => ({ filter: `${topicPrefix}/+/+`, pattern: `${topicPrefix}/{device}/{metric}` })) },
     storage: { stateDir },
     log: { level: 'debug' },
@@ -83,7 +90,11 @@ describe('the daemon process under SIGHUP and SIGTERM', { timeout: 150_000 }, ()
   it('SIGHUP with a broken config file keeps the running config, and says why', async () => {
     writeYaml(configPath, { ...configFor([prefix]), mqtt: { url: broker.url, prot: 5 } });
     process.kill(daemon.pid, 'SIGHUP');
-    const complaint = await daemon.waitForLog((line) => line.msg === 'SIGHUP: the new config is invalid; keeping the running one', 10_000, 'the complaint');
+    const complaint = await daemon.waitForLog(
+      (line) => line.msg === 'SIGHUP: the new config is invalid; keeping the running one',
+      10_000,
+      'the complaint',
+    );
     assert.match(String(complaint.err), /mqtt\.prot: unknown key/);
     for (let index = 0; index < 5; index++) await sensor.publishAsync(`${prefix}/room/temp`, reading(), { qos: 1 });
     published += 5;
@@ -130,10 +141,23 @@ describe('the daemon process under SIGHUP and SIGTERM', { timeout: 150_000 }, ()
     // The stop sequence (the one after the signal, not the reload's) ran in order: intake first, the
     // database last. Other parts of the daemon may add steps in between.
     const shutdownFrom = daemon.lines.findIndex((line) => line.msg === 'shutting down');
-    assert.ok(shutdownFrom >= 0, `no "shutting down" line; the last lines: ${daemon.lines.slice(-8).map((line) => line.msg).join(' / ')}`);
-    const steps = daemon.lines.slice(shutdownFrom).filter((line) => line.msg === 'shutdown step done').map((line) => String(line.step));
+    assert.ok(
+      shutdownFrom >= 0,
+      `no "shutting down" line; the last lines: ${daemon.lines
+        .slice(-8)
+        .map((line) => line.msg)
+        .join(' / ')}`,
+    );
+    const steps = daemon.lines
+      .slice(shutdownFrom)
+      .filter((line) => line.msg === 'shutdown step done')
+      .map((line) => String(line.step));
     const order = ['close intake', 'stop scheduler', 'abort trainings', 'close training pool', 'disconnect broker', 'close database'];
-    assert.deepEqual(steps.filter((step) => order.includes(step)), order, `steps: ${steps.join(' → ')}`);
+    assert.deepEqual(
+      steps.filter((step) => order.includes(step)),
+      order,
+      `steps: ${steps.join(' → ')}`,
+    );
     assert.equal(steps[0], 'close intake');
     assert.equal(steps.at(-1), 'close database');
     assert.deepEqual(daemon.lines.find((line) => line.msg === 'forecastd stopped')?.failedSteps, []);
@@ -155,7 +179,10 @@ describe('the daemon process under SIGHUP and SIGTERM', { timeout: 150_000 }, ()
       const kinds = manager.messages.filter((message) => message !== 'BARRIER=1').map((message) => message.split('|')[0]);
       assert.equal(kinds[0], 'READY=1', kinds.join(', '));
       assert.ok(kinds.includes('WATCHDOG=1'), `keep-alives in: ${manager.messages.join(' / ')}`);
-      assert.ok(kinds.includes('RELOADING=1') && kinds.lastIndexOf('READY=1') > kinds.indexOf('RELOADING=1'), 'the reload is announced and ends with READY=1');
+      assert.ok(
+        kinds.includes('RELOADING=1') && kinds.lastIndexOf('READY=1') > kinds.indexOf('RELOADING=1'),
+        'the reload is announced and ends with READY=1',
+      );
       assert.equal(kinds.filter((kind) => kind === 'STOPPING=1').length, 1);
     } else {
       t.diagnostic('sd_notify not checked: needs python3 and systemd-notify');
@@ -163,10 +190,16 @@ describe('the daemon process under SIGHUP and SIGTERM', { timeout: 150_000 }, ()
 
     const storedAtStop = storedCount();
     assert.ok(storedAtStop < published, 'the rest waits at the broker for the next start');
-    t.diagnostic(`stop took ${Math.round(stopMs)} ms; ${storedAtStop} of ${published} acknowledged readings stored at stop, the rest after the restart`);
+    t.diagnostic(
+      `stop took ${Math.round(stopMs)} ms; ${storedAtStop} of ${published} acknowledged readings stored at stop, the rest after the restart`,
+    );
     const restartedAt = performance.now();
     daemon = spawnDaemon(configPath);
-    await waitFor(() => storedCount() === published, 60_000, `all ${published} acknowledged readings stored after the restart (had ${storedAtStop} at stop)`);
+    await waitFor(
+      () => storedCount() === published,
+      60_000,
+      `all ${published} acknowledged readings stored after the restart (had ${storedAtStop} at stop)`,
+    );
     const allStoredMs = performance.now() - restartedAt;
     const storedAfterRestart = storedCount();
     const again = await daemon.stop();

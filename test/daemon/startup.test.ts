@@ -38,7 +38,8 @@ async function publishAndExpectStored(url: string, prefix: string, daemon: Await
   try {
     const before = daemon.ingestor.counters.stored;
     const now = Date.now();
-    for (let index = 0; index < count; index++) await sensor.publishAsync(`${prefix}/room/temp`, JSON.stringify({ value: 20 + index, ts: now - index * 1000 }), { qos: 1 });
+    for (let index = 0; index < count; index++)
+      await sensor.publishAsync(`${prefix}/room/temp`, JSON.stringify({ value: 20 + index, ts: now - index * 1000 }), { qos: 1 });
     await waitFor(() => daemon.ingestor.counters.stored === before + count, 10_000, `${count} readings stored`);
   } finally {
     await sensor.endAsync();
@@ -90,7 +91,8 @@ describe('start-up', { timeout: 60_000 }, () => {
           assert.equal(daemon.issue('room'), null, 'no forecast without a model');
           await waitFor(() => daemon.client.connected && lines.some((line) => line.msg === 'subscribed'), 10_000, 'the subscription');
           await publishAndExpectStored(broker.url, prefix, daemon, 2);
-          if (damage === 'checkpoints is a file') assert.ok(lines.some((line) => line.msg === 'model could not be loaded; this forecast waits for its next training'));
+          if (damage === 'checkpoints is a file')
+            assert.ok(lines.some((line) => line.msg === 'model could not be loaded; this forecast waits for its next training'));
         } finally {
           await daemon.stop();
         }
@@ -108,8 +110,14 @@ describe('start-up', { timeout: 60_000 }, () => {
     const { log, lines } = capturedLogger();
     const daemon = await startDaemon({ config: configFor(broker.url, stateDir, prefix), log });
     try {
-      assert.ok(readdirSync(stateDir).some((name) => /^forecastd\.db\.corrupt-\d+$/.test(name)), `quarantined file in ${readdirSync(stateDir).join(', ')}`);
-      assert.ok(lines.some((line) => line.level === 50 && /quarantin/.test(String(line.msg))), 'an error line says so');
+      assert.ok(
+        readdirSync(stateDir).some((name) => /^forecastd\.db\.corrupt-\d+$/.test(name)),
+        `quarantined file in ${readdirSync(stateDir).join(', ')}`,
+      );
+      assert.ok(
+        lines.some((line) => line.level === 50 && /quarantin/.test(String(line.msg))),
+        'an error line says so',
+      );
       await waitFor(() => daemon.client.connected && lines.some((line) => line.msg === 'subscribed'), 10_000, 'the subscription');
       await publishAndExpectStored(broker.url, prefix, daemon, 2);
     } finally {

@@ -88,17 +88,25 @@ export async function startNotifyReceiver(): Promise<{ socketPath: string; messa
   if (!tool || spawnSync('python3', ['--version']).status !== 0) return null;
   const dir = mkdtempSync(join(tmpdir(), 'forecastd-notify-'));
   const socketPath = join(dir, 'notify.sock');
-  const receiver = spawn('python3', ['-c', [
-    'import socket, sys',
-    's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-    's.bind(sys.argv[1])',
-    'print("bound", flush=True)',
-    'while True: print(s.recv(4096).decode().replace("\\n", "|"), flush=True)',
-  ].join('\n'), socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const receiver = spawn(
+    'python3',
+    [
+      '-c',
+      [
+        'import socket, sys',
+        's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+        's.bind(sys.argv[1])',
+        'print("bound", flush=True)',
+        'while True: print(s.recv(4096).decode().replace("\\n", "|"), flush=True)',
+      ].join('\n'),
+      socketPath,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const messages: string[] = [];
   let pending = '';
   let bound = false;
-  receiver.stdout!.on('data', (chunk: Buffer) => {
+  receiver.stdout.on('data', (chunk: Buffer) => {
     pending += chunk.toString();
     let newline: number;
     while ((newline = pending.indexOf('\n')) >= 0) {

@@ -50,11 +50,14 @@ describe('systemdNotifier', () => {
     notifier.reloading();
     notifier.stopping('stopping');
     await sleep(10);
-    assert.deepEqual(calls.map((call) => [call.command, ...call.args]), [
-      ['systemd-notify', 'READY=1', 'STATUS=running'],
-      ['systemd-notify', 'RELOADING=1'],
-      ['systemd-notify', 'STOPPING=1', 'STATUS=stopping'],
-    ]);
+    assert.deepEqual(
+      calls.map((call) => [call.command, ...call.args]),
+      [
+        ['systemd-notify', 'READY=1', 'STATUS=running'],
+        ['systemd-notify', 'RELOADING=1'],
+        ['systemd-notify', 'STOPPING=1', 'STATUS=stopping'],
+      ],
+    );
     assert.deepEqual(calls[0].env, { NOTIFY_SOCKET: '/run/systemd/notify', PATH: '/usr/bin' });
     assert.equal(notifier.counters.sent, 3);
   });
@@ -85,7 +88,11 @@ describe('systemdNotifier', () => {
   it('logs a failing tool once, and counts every failure', async () => {
     const lines: string[] = [];
     const log = { error: (fields: unknown, msg: string) => void lines.push(msg) } as unknown as import('../../src/log.js').Logger;
-    const notifier = systemdNotifier({ env: { NOTIFY_SOCKET: '/run/systemd/notify', PATH: process.env.PATH }, command: 'forecastd-no-such-notify-tool', log });
+    const notifier = systemdNotifier({
+      env: { NOTIFY_SOCKET: '/run/systemd/notify', PATH: process.env.PATH },
+      command: 'forecastd-no-such-notify-tool',
+      log,
+    });
     notifier.ready();
     notifier.status('x');
     await sleep(300);

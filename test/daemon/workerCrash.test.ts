@@ -31,7 +31,13 @@ describe('a training thread that crashes', { timeout: 180_000 }, () => {
     const model = { target: 'room.temp', interval: '10m', steps: 24, horizon: 6, layers: [{ type: 'lstm', units: 8 }, { type: 'dense' }] };
     const training = { onStart: false, epochs: 3, seed: 1, historyDays: 3 };
     const config = parseConfig({
-      mqtt: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: `forecastd-${prefix}`, clean: true, baseTopic: `forecastd-test-${prefix}` },
+      mqtt: {
+        url: broker.url,
+        protocolVersion: broker.protocolVersion,
+        clientId: `forecastd-${prefix}`,
+        clean: true,
+        baseTopic: `forecastd-test-${prefix}`,
+      },
       ingest: { topics: [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }] },
       storage: { stateDir },
       // The smallest heap the config allows; the out-of-memory fixture fills it in well under a second.
@@ -111,7 +117,10 @@ describe('a training thread that crashes', { timeout: 180_000 }, () => {
         acked: ackLatenciesMs.length,
         stored,
         duplicates: daemon.ingestor.counters.duplicates - duplicatesBefore,
-        rejected: Object.entries(daemon.ingestor.counters.rejected).reduce((sum, [reason, count]) => sum + count - rejectedBefore[reason as keyof typeof rejectedBefore], 0),
+        rejected: Object.entries(daemon.ingestor.counters.rejected).reduce(
+          (sum, [reason, count]) => sum + count - rejectedBefore[reason as keyof typeof rejectedBefore],
+          0,
+        ),
         brokerDropped: 'n/a',
         lost: ackLatenciesMs.length - stored,
         recovery: secondsText(servingAgainMs),
@@ -127,9 +136,16 @@ describe('a training thread that crashes', { timeout: 180_000 }, () => {
     await daemon.trainings.idle(FAULTS.quick);
     assert.equal(daemon.trainings.counters.succeeded, 2, JSON.stringify(daemon.trainings.lastFailure.get(FAULTS.quick)));
     assert.deepEqual(
-      { failed: daemon.trainings.counters.failed, outOfMemory: daemon.trainings.counters.outOfMemory, workerExited: daemon.trainings.counters.workerExited },
+      {
+        failed: daemon.trainings.counters.failed,
+        outOfMemory: daemon.trainings.counters.outOfMemory,
+        workerExited: daemon.trainings.counters.workerExited,
+      },
       { failed: 3, outOfMemory: 1, workerExited: 1 },
     );
-    assert.ok(lines.some((line) => line.level === 50 && /ran out of memory/.test(String(line.msg))), 'the out-of-memory failure is logged with the setting to change');
+    assert.ok(
+      lines.some((line) => line.level === 50 && /ran out of memory/.test(String(line.msg))),
+      'the out-of-memory failure is logged with the setting to change',
+    );
   });
 });

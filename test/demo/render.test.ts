@@ -1,3 +1,4 @@
+/* eslint-disable no-control-regex -- ANSI escape sequences are what these tests look for */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CHART_HEIGHT, MAX_TABLE_ROWS, renderForecast, sparkline, type ForecastForDisplay } from '../../src/demo/render.js';

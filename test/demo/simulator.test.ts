@@ -69,8 +69,14 @@ describe('SensorSimulator', () => {
       const readings = simulator.readingsBetween(from, from + HOUR);
       assert.equal(readings.length, 2 * 12);
       const timestamps = series(readings, 'temperature').map((reading) => reading.ts);
-      assert.deepEqual(timestamps, Array.from({ length: 12 }, (_, i) => from + i * intervalMs));
-      assert.deepEqual(series(readings, 'humidity').map((reading) => reading.ts), timestamps);
+      assert.deepEqual(
+        timestamps,
+        Array.from({ length: 12 }, (_, i) => from + i * intervalMs),
+      );
+      assert.deepEqual(
+        series(readings, 'humidity').map((reading) => reading.ts),
+        timestamps,
+      );
       assert.deepEqual(simulator.readingsBetween(from, from), []);
       assert.deepEqual(simulator.readingsBetween(from + 1, from + intervalMs), []);
     });
@@ -84,7 +90,10 @@ describe('SensorSimulator', () => {
       const simulator = new SensorSimulator({ seed: 11, intervalMs: MINUTE, gapProbability: 0.01 });
       const readings = simulator.readingsBetween(START, START + DAY);
       const temperatureTs = series(readings, 'temperature').map((reading) => reading.ts);
-      assert.deepEqual(series(readings, 'humidity').map((reading) => reading.ts), temperatureTs);
+      assert.deepEqual(
+        series(readings, 'humidity').map((reading) => reading.ts),
+        temperatureTs,
+      );
       const present = new Set(temperatureTs);
       const firstTs = Math.ceil(START / MINUTE) * MINUTE;
       const runs: number[] = [];
@@ -98,7 +107,10 @@ describe('SensorSimulator', () => {
       }
       // About 14 expected at 1440 readings and p = 0.01.
       assert.ok(runs.length >= 3, `expected several outages, found ${runs.length}`);
-      assert.ok(runs.every((length) => length >= 3), `outage lengths ${runs.join(',')}`);
+      assert.ok(
+        runs.every((length) => length >= 3),
+        `outage lengths ${runs.join(',')}`,
+      );
     });
   });
 
@@ -119,7 +131,10 @@ describe('SensorSimulator', () => {
     });
 
     it('has humidity that falls as temperature rises', () => {
-      const r = pearson(temperature.map((t) => t.value), humidity.map((h) => h.value));
+      const r = pearson(
+        temperature.map((t) => t.value),
+        humidity.map((h) => h.value),
+      );
       assert.ok(r < -0.5, `Pearson r = ${r}`);
     });
 
@@ -154,8 +169,14 @@ describe('malformedPayloads', () => {
     for (const expected of ['abc', 'NaN', '1e400', '{"value":"x"}', '{"temperature":null}', '[', '']) {
       assert.ok(texts.includes(expected), `missing ${JSON.stringify(expected)}`);
     }
-    assert.ok(payloads.some((p) => Buffer.isBuffer(p.payload)), 'a binary payload');
-    assert.ok(payloads.some((p) => p.payload.length >= 10 * 1024), 'a 10 KB payload');
+    assert.ok(
+      payloads.some((p) => Buffer.isBuffer(p.payload)),
+      'a binary payload',
+    );
+    assert.ok(
+      payloads.some((p) => p.payload.length >= 10 * 1024),
+      'a 10 KB payload',
+    );
     assert.equal(new Set(payloads.map((p) => p.label)).size, payloads.length, 'labels are unique');
     for (const { label, payload } of payloads) {
       assert.ok(!Number.isFinite(Number(payload.toString())) || payload.toString().trim() === '', `${label} parses as a finite number`);

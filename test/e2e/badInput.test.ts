@@ -69,7 +69,10 @@ describe('bad input', { timeout: 60_000 }, () => {
 
     const stored = daemon.readings.read('probe.value', start, Date.now());
     assert.deepEqual(Array.from(stored.timestampsMs), good, 'every good reading is stored');
-    assert.deepEqual(Array.from(stored.values), good.map((_, index) => index + 0.5));
+    assert.deepEqual(
+      Array.from(stored.values),
+      good.map((_, index) => index + 0.5),
+    );
 
     const expectedByReason: Record<string, number> = { unknown_topic: 1 };
     for (const { reason } of MALFORMED) expectedByReason[reason] = (expectedByReason[reason] ?? 0) + 1;

@@ -97,7 +97,10 @@ describe('forecastd end to end', { timeout: 240_000 }, () => {
     const persistenceMae = mean(actual.map((value) => Math.abs(forecast.lastObserved - value)));
     t.diagnostic(`published forecast MAE ${modelMae.toFixed(3)}, repeating the last value ${persistenceMae.toFixed(3)}`);
     assert.ok(modelMae < persistenceMae, `model MAE ${modelMae.toFixed(3)} should beat persistence MAE ${persistenceMae.toFixed(3)}`);
-    assert.ok(forecast.model.validation && forecast.model.validation.mae < forecast.model.validation.persistenceMae, 'validation metrics say the same');
+    assert.ok(
+      forecast.model.validation && forecast.model.validation.mae < forecast.model.validation.persistenceMae,
+      'validation metrics say the same',
+    );
   });
 });
 

@@ -19,7 +19,6 @@
  * and the periodic status publish after the clock steps back.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,13 +67,49 @@ interface Phase {
 }
 
 const PHASES: Phase[] = [
-  { name: 'set', fault: 'F8 clock set (baseline)', wallAt: (real) => real, expect: { stamped: 'stored', plain: 'stored', old: 'stored' }, retentionDeletes: OLD_READINGS },
-  { name: '+1 h', fault: 'F8 clock jump +1 h', wallAt: (real) => real + HOUR_MS, expect: { stamped: 'stored', plain: 'stored', old: null }, retentionDeletes: 0 },
-  { name: '−1 h', fault: 'F8 clock jump −1 h', wallAt: (real) => real - HOUR_MS, expect: { stamped: 'in_future', plain: 'stored', old: null }, retentionDeletes: 0 },
-  { name: '+1 year', fault: 'F8 clock jump +1 year', wallAt: (real) => real + 365 * DAY_MS, expect: { stamped: 'too_old', plain: 'stored', old: null }, retentionDeletes: 0 },
+  {
+    name: 'set',
+    fault: 'F8 clock set (baseline)',
+    wallAt: (real) => real,
+    expect: { stamped: 'stored', plain: 'stored', old: 'stored' },
+    retentionDeletes: OLD_READINGS,
+  },
+  {
+    name: '+1 h',
+    fault: 'F8 clock jump +1 h',
+    wallAt: (real) => real + HOUR_MS,
+    expect: { stamped: 'stored', plain: 'stored', old: null },
+    retentionDeletes: 0,
+  },
+  {
+    name: '−1 h',
+    fault: 'F8 clock jump −1 h',
+    wallAt: (real) => real - HOUR_MS,
+    expect: { stamped: 'in_future', plain: 'stored', old: null },
+    retentionDeletes: 0,
+  },
+  {
+    name: '+1 year',
+    fault: 'F8 clock jump +1 year',
+    wallAt: (real) => real + 365 * DAY_MS,
+    expect: { stamped: 'too_old', plain: 'stored', old: null },
+    retentionDeletes: 0,
+  },
   // A Pi without RTC boots at the epoch, and its clock runs on from there.
-  { name: '1970', fault: 'F8 clock back to 1970 (no RTC, no NTP)', wallAt: () => Date.UTC(1970, 0, 1, 0, 2), expect: { stamped: 'clock_unsynced', plain: 'clock_unsynced', old: null }, retentionDeletes: 0 },
-  { name: 'NTP', fault: 'F8 clock set by NTP after 1970', wallAt: (real) => real, expect: { stamped: 'stored', plain: 'stored', old: 'stored' }, retentionDeletes: OLD_READINGS },
+  {
+    name: '1970',
+    fault: 'F8 clock back to 1970 (no RTC, no NTP)',
+    wallAt: () => Date.UTC(1970, 0, 1, 0, 2),
+    expect: { stamped: 'clock_unsynced', plain: 'clock_unsynced', old: null },
+    retentionDeletes: 0,
+  },
+  {
+    name: 'NTP',
+    fault: 'F8 clock set by NTP after 1970',
+    wallAt: (real) => real,
+    expect: { stamped: 'stored', plain: 'stored', old: 'stored' },
+    retentionDeletes: OLD_READINGS,
+  },
 ];
 
 /** A wall clock the test can move; between jumps it runs at the real rate. */
@@ -88,7 +123,11 @@ class MovableClock {
 
 const rejectedTotal = (rejected: Record<string, number>) => Object.values(rejected).reduce((sum, count) => sum + count, 0);
 const diffReasons = (after: Record<string, number>, before: Record<string, number>) =>
-  Object.fromEntries(Object.entries(after).map(([reason, count]) => [reason, count - (before[reason] ?? 0)]).filter(([, count]) => (count as number) > 0)) as Record<string, number>;
+  Object.fromEntries(
+    Object.entries(after)
+      .map(([reason, count]) => [reason, count - (before[reason] ?? 0)])
+      .filter(([, count]) => (count as number) > 0),
+  ) as Record<string, number>;
 
 const skip = mosquittoAvailable() ? false : `no Mosquitto binary at ${MOSQUITTO_BIN} (set FORECASTD_MOSQUITTO_BIN)`;
 
@@ -131,7 +170,14 @@ describe('F8: clock jumps under ingest, retention and the schedules', { skip, ti
           calendar: [],
           layers: [{ type: 'lstm', units: 4 }, { type: 'dense' }],
           // The cron schedule fires on the real clock every 2 s; no training at start, so every training is a tick's.
-          training: { onStart: false, schedule: `*/${TRAINING_EVERY_MS / 1000} * * * * *`, epochs: 1, batchSize: 128, seed: 1, historyDays: HISTORY_DAYS },
+          training: {
+            onStart: false,
+            schedule: `*/${TRAINING_EVERY_MS / 1000} * * * * *`,
+            epochs: 1,
+            batchSize: 128,
+            seed: 1,
+            historyDays: HISTORY_DAYS,
+          },
         },
       ],
     });
@@ -152,11 +198,19 @@ describe('F8: clock jumps under ingest, retention and the schedules', { skip, ti
   /** A read-only view of the daemon's database (WAL: it sees every committed row). */
   const query = (sql: string, ...params: unknown[]): number => {
     reader ??= new Database(daemon.databasePath, { readonly: true, fileMustExist: true });
-    return reader.prepare(sql).pluck().get(...params) as number;
+    return reader
+      .prepare(sql)
+      .pluck()
+      .get(...params) as number;
   };
   const retentionRuns = (from: number) => lines.slice(from).filter((line) => line.msg === 'retention run');
   const trainingTicks = (from: number) =>
-    lines.slice(from).filter((line: LogLine) => line.reason === 'schedule' && (line.msg === 'training started' || line.msg === 'training still running: this tick is skipped')).length;
+    lines
+      .slice(from)
+      .filter(
+        (line: LogLine) =>
+          line.reason === 'schedule' && (line.msg === 'training started' || line.msg === 'training still running: this tick is skipped'),
+      ).length;
 
   let seq = 0;
   function* phaseMessages(phase: Phase, kinds: Map<number, Kind>): Generator<BurstMessage> {
@@ -231,7 +285,9 @@ describe('F8: clock jumps under ingest, retention and the schedules', { skip, ti
       const brokerDropped = dropped.total();
       const lost = acked - stored - rejected - duplicates - brokerDropped;
       const count = (kind: Kind) => [...kinds.values()].filter((candidate) => candidate === kind).length;
-      const expectedStored = (['stamped', 'plain', 'old'] as const).reduce((sum, kind) => sum + (phase.expect[kind] === 'stored' ? count(kind) : 0), 0) + (phase.expect.plain === 'stored' ? 1 : 0);
+      const expectedStored =
+        (['stamped', 'plain', 'old'] as const).reduce((sum, kind) => sum + (phase.expect[kind] === 'stored' ? count(kind) : 0), 0) +
+        (phase.expect.plain === 'stored' ? 1 : 0);
       const expectedForecastTicks = elapsedMs / FORECAST_INTERVAL_MS;
       const expectedCronTicks = elapsedMs / TRAINING_EVERY_MS;
 
@@ -262,25 +318,45 @@ describe('F8: clock jumps under ingest, retention and the schedules', { skip, ti
         if (fate && fate !== 'stored') expectedRejections[fate] = (expectedRejections[fate] ?? 0) + count(kind) + (kind === 'plain' ? 1 : 0);
       }
       assert.deepEqual(rejectedByReason, expectedRejections, 'rejections by reason');
-      assert.equal(query('SELECT count(*) FROM readings WHERE ts < ?', EARLIEST_PLAUSIBLE_CLOCK_MS), 0, 'no reading stored at a time before the clock could be real');
+      assert.equal(
+        query('SELECT count(*) FROM readings WHERE ts < ?', EARLIEST_PLAUSIBLE_CLOCK_MS),
+        0,
+        'no reading stored at a time before the clock could be real',
+      );
       if (phase.expect.plain === 'clock_unsynced') {
-        assert.equal(query("SELECT count(*) FROM dead_letters WHERE reason = 'clock_unsynced'"), count('stamped') + count('plain') + 1, 'every message refused for the unset clock is kept as a dead letter');
+        assert.equal(
+          query("SELECT count(*) FROM dead_letters WHERE reason = 'clock_unsynced'"),
+          count('stamped') + count('plain') + 1,
+          'every message refused for the unset clock is kept as a dead letter',
+        );
       }
 
       // Retention: exactly the readings past their retention, never the data a jumped clock makes look old.
       assert.equal(deletedByRetention, phase.retentionDeletes, 'rows deleted by retention');
       if (phase.name === '+1 year') {
-        assert.ok(lines.slice(logFrom).some((line) => /wall clock jumped ahead/.test(String(line.msg))), 'retention says it counts real time after the leap');
+        assert.ok(
+          lines.slice(logFrom).some((line) => /wall clock jumped ahead/.test(String(line.msg))),
+          'retention says it counts real time after the leap',
+        );
       }
 
       // The schedules: no burst of missed runs, and no stop. Timers may run late on a loaded machine, never early.
-      assert.ok(forecastTicks >= 1 && forecastTicks <= Math.ceil(expectedForecastTicks) + 2, `forecast ticks ${forecastTicks} in ${Math.round(elapsedMs)} ms`);
+      assert.ok(
+        forecastTicks >= 1 && forecastTicks <= Math.ceil(expectedForecastTicks) + 2,
+        `forecast ticks ${forecastTicks} in ${Math.round(elapsedMs)} ms`,
+      );
       assert.ok(cronTicks >= 1 && cronTicks <= Math.ceil(expectedCronTicks) + 2, `cron training ticks ${cronTicks} in ${Math.round(elapsedMs)} ms`);
 
       // Training windows: only readings at plausible, past times of the clock the training started with.
       for (const summary of trained.slice(trainedFrom)) {
-        assert.ok(summary.startedAt >= EARLIEST_PLAUSIBLE_CLOCK_MS, `a training succeeded with the clock at ${new Date(summary.startedAt).toISOString()}`);
-        assert.ok(summary.dataRange.fromMs >= summary.startedAt - HISTORY_DAYS * DAY_MS - FORECAST_INTERVAL_MS, 'the window starts within historyDays');
+        assert.ok(
+          summary.startedAt >= EARLIEST_PLAUSIBLE_CLOCK_MS,
+          `a training succeeded with the clock at ${new Date(summary.startedAt).toISOString()}`,
+        );
+        assert.ok(
+          summary.dataRange.fromMs >= summary.startedAt - HISTORY_DAYS * DAY_MS - FORECAST_INTERVAL_MS,
+          'the window starts within historyDays',
+        );
         assert.ok(summary.dataRange.toMs <= summary.startedAt + FORECAST_INTERVAL_MS, 'the window ends at the clock the training started with');
         assert.ok(summary.dataRange.toMs <= Date.now() + HOUR_MS + FORECAST_INTERVAL_MS, 'never on readings stamped by a clock a year ahead');
       }
@@ -294,7 +370,11 @@ describe('F8: clock jumps under ingest, retention and the schedules', { skip, ti
   it('the broker dropped nothing, and the daemon stops cleanly after all the jumps', async () => {
     assert.equal(await dropped.fresh(), 0);
     assert.ok(dropped.updates > 0, 'the $SYS dropped counter was read');
-    assert.deepEqual(lines.filter((line) => (line.level ?? 0) >= 60), [], 'no fatal log line');
+    assert.deepEqual(
+      lines.filter((line) => (line.level ?? 0) >= 60),
+      [],
+      'no fatal log line',
+    );
     reader?.close();
     reader = null;
     await daemon.stop();
@@ -321,14 +401,17 @@ describe('F8: node-cron training schedule when the real wall clock steps', { tim
     }
   };
 
-  for (const [label, stepMs] of [['back 1 h', -HOUR_MS], ['ahead 1 day', DAY_MS]] as const) {
+  for (const [label, stepMs] of [
+    ['back 1 h', -HOUR_MS],
+    ['ahead 1 day', DAY_MS],
+  ] as const) {
     it(`training ticks go on after the wall clock steps ${label}, without a burst`, async () => {
       const RealDate = Date;
       let offsetMs = 0;
       class SteppedDate extends RealDate {
         constructor(...args: ConstructorParameters<DateConstructor> | []) {
           if (args.length === 0) super(RealDate.now() + offsetMs);
-          else super(...(args as ConstructorParameters<DateConstructor>));
+          else super(...args);
         }
         static override now() {
           return RealDate.now() + offsetMs;
@@ -343,7 +426,13 @@ describe('F8: node-cron training schedule when the real wall clock steps', { tim
         if (/missed execution/.test(String(args[0]))) missedWarnings++;
         else realWarn(...args);
       };
-      const scheduler = new Scheduler({ clock: () => Date.now(), log, train: () => void ticks.push(performance.now()), issue: () => undefined, wallClockCheckMs: 50 });
+      const scheduler = new Scheduler({
+        clock: () => Date.now(),
+        log,
+        train: () => void ticks.push(performance.now()),
+        issue: () => undefined,
+        wallClockCheckMs: 50,
+      });
       try {
         scheduler.start([forecast]);
         await until(() => ticks.length >= 2, 10_000, 'two ticks before the step');
@@ -383,8 +472,22 @@ describe('F8: the periodic status publish when the clock steps back', () => {
   it('publishes at the next tick instead of waiting for the clock to catch up', () => {
     const clock = new MovableClock();
     const published: string[] = [];
-    const view: DaemonView = { version: 'test', startedAt: clock.now(), backend: 'cpu', baseTopic: 'fd', clock: clock.now, brokerConnected: () => true, forecasts: () => [] };
-    const status = new StatusReporter({ view, publish: () => void published.push('fd/status'), intervalSeconds: 60, log: createLogger('silent'), pollMs: 3_600_000 });
+    const view: DaemonView = {
+      version: 'test',
+      startedAt: clock.now(),
+      backend: 'cpu',
+      baseTopic: 'fd',
+      clock: clock.now,
+      brokerConnected: () => true,
+      forecasts: () => [],
+    };
+    const status = new StatusReporter({
+      view,
+      publish: () => void published.push('fd/status'),
+      intervalSeconds: 60,
+      log: createLogger('silent'),
+      pollMs: 3_600_000,
+    });
     status.start();
     try {
       assert.equal(published.length, 1, 'published at start');

@@ -43,7 +43,8 @@ function writeFastSineHistory(stateDir: string, days: number): number {
     const step = 5 * MINUTE_MS;
     const now = Date.now();
     const rows: Array<{ series: string; ts: number; value: number }> = [];
-    for (let ts = Math.ceil((now - days * 24 * HOUR_MS) / step) * step; ts <= now; ts += step) rows.push({ series: 'room.temp', ts, value: fastSine(ts) });
+    for (let ts = Math.ceil((now - days * 24 * HOUR_MS) / step) * step; ts <= now; ts += step)
+      rows.push({ series: 'room.temp', ts, value: fastSine(ts) });
     return new ReadingStore(db).insertMany(rows);
   } finally {
     db.close();
@@ -239,7 +240,8 @@ describe('F7: the daemon on a damaged checkpoint', { skip, timeout: 240_000 }, (
       const loadedLine = lines.find((line) => line.msg === 'model loaded');
       const rejectedMetric = Number(/^forecastd_checkpoints_rejected_total (\S+)$/m.exec(metricsText)?.[1]);
       const servedBy = [...new Set(published.map((message) => message.servedBy))];
-      const level = damage.expect === 'baseline' ? `level 2: ${servedBy.join(',')} (baseline)` : `level 1: checkpoint ${String(loadedLine?.checkpoint)}`;
+      const level =
+        damage.expect === 'baseline' ? `level 2: ${servedBy.join(',')} (baseline)` : `level 1: checkpoint ${String(loadedLine?.checkpoint)}`;
       recordFault({
         fault: damage.name,
         mechanism: damage.mechanism,
@@ -263,7 +265,10 @@ describe('F7: the daemon on a damaged checkpoint', { skip, timeout: 240_000 }, (
       if (damage.expect === 'baseline') {
         assert.equal(loadedLine, undefined, 'no checkpoint loaded');
         assert.deepEqual(servedBy, [bestBaseline], 'the best baseline of the recorded evaluation serves');
-        assert.ok(published.every((message) => message.readiness === 'degraded'), 'flagged degraded');
+        assert.ok(
+          published.every((message) => message.readiness === 'degraded'),
+          'flagged degraded',
+        );
         assert.match(published[0].readinessReason, /could not be loaded/);
       } else {
         const expectedId = damage.expect === 'previous' ? templateIds[PREVIOUS] : templateIds[CURRENT];

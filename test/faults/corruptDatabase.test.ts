@@ -58,7 +58,9 @@ function writeDatabase(path: string, rows: number, series: string): void {
 function insertRows(readings: ReadingStore, rows: number, series: string): void {
   const first = Date.now() - 86_400_000 - rows * 1000;
   for (let from = 0; from < rows; from += 5000) {
-    readings.insertMany(Array.from({ length: Math.min(5000, rows - from) }, (_, index) => ({ series, ts: first + (from + index) * 1000, value: from + index })));
+    readings.insertMany(
+      Array.from({ length: Math.min(5000, rows - from) }, (_, index) => ({ series, ts: first + (from + index) * 1000, value: from + index })),
+    );
   }
 }
 
@@ -132,6 +134,7 @@ interface Damage {
 function damagedHistory(about: Omit<Damage, 'inflict'>, damage: (databasePath: string, stateDir: string) => void): Damage {
   return {
     ...about,
+    // eslint-disable-next-line @typescript-eslint/require-await -- a Damage may need to wait (see the kill -9 cases); this one does not
     async inflict(stateDir) {
       const path = join(stateDir, DB_FILE);
       writeDatabase(path, HISTORY_ROWS, 'old.temp');
@@ -142,10 +145,17 @@ function damagedHistory(about: Omit<Damage, 'inflict'>, damage: (databasePath: s
 }
 
 const DAMAGES: Damage[] = [
-  damagedHistory({ name: 'F6a page of random bytes', mechanism: `one ${PAGE_BYTES}-byte page in the middle overwritten with random bytes (dd if=/dev/urandom conv=notrunc)`, detectable: true }, (path) => {
-    const pages = statSync(path).size / PAGE_BYTES;
-    overwrite(path, Math.floor(pages / 2) * PAGE_BYTES, randomBytes(PAGE_BYTES));
-  }),
+  damagedHistory(
+    {
+      name: 'F6a page of random bytes',
+      mechanism: `one ${PAGE_BYTES}-byte page in the middle overwritten with random bytes (dd if=/dev/urandom conv=notrunc)`,
+      detectable: true,
+    },
+    (path) => {
+      const pages = statSync(path).size / PAGE_BYTES;
+      overwrite(path, Math.floor(pages / 2) * PAGE_BYTES, randomBytes(PAGE_BYTES));
+    },
+  ),
   damagedHistory({ name: 'F6b zeroed header', mechanism: 'the 100-byte database header overwritten with zeros', detectable: true }, (path) => {
     overwrite(path, 0, Buffer.alloc(100));
   }),
@@ -178,19 +188,26 @@ const DAMAGES: Damage[] = [
       }
     },
   },
-  damagedHistory({ name: 'F6e -wal of another database', mechanism: 'forecastd.db-wal replaced by the hot -wal of another forecastd database (same page size), while stopped', detectable: false }, (path, stateDir) => {
-    // Another database whose rows are all still in its -wal, copied while it is open: what a crash would leave.
-    const other = join(stateDir, 'other.db');
-    const { db } = openDatabase({ path: other, synchronous: 'NORMAL' });
-    try {
-      db.pragma('wal_autocheckpoint = 0');
-      insertRows(new ReadingStore(db), 1000, 'other.temp');
-      copyFileSync(`${other}-wal`, `${path}-wal`);
-    } finally {
-      db.close();
-    }
-    for (const suffix of ['', '-wal', '-shm']) rmSync(other + suffix, { force: true });
-  }),
+  damagedHistory(
+    {
+      name: 'F6e -wal of another database',
+      mechanism: 'forecastd.db-wal replaced by the hot -wal of another forecastd database (same page size), while stopped',
+      detectable: false,
+    },
+    (path, stateDir) => {
+      // Another database whose rows are all still in its -wal, copied while it is open: what a crash would leave.
+      const other = join(stateDir, 'other.db');
+      const { db } = openDatabase({ path: other, synchronous: 'NORMAL' });
+      try {
+        db.pragma('wal_autocheckpoint = 0');
+        insertRows(new ReadingStore(db), 1000, 'other.temp');
+        copyFileSync(`${other}-wal`, `${path}-wal`);
+      } finally {
+        db.close();
+      }
+      for (const suffix of ['', '-wal', '-shm']) rmSync(other + suffix, { force: true });
+    },
+  ),
 ];
 
 function daemonConfigFor(url: string, clientId: string, stateDir: string, prefix: string, http: boolean) {
@@ -245,7 +262,9 @@ describe('F6: the daemon on a corrupt database', { skip, timeout: 240_000 }, () 
       const startMs = performance.now() - startedAt;
       const quarantineLine = lines.find((line) => line.msg === 'database is corrupt: moved aside, starting with an empty one');
       const alertLine = lines.find((line) => line.msg === 'started with an empty database after quarantining a corrupt one');
-      const quarantinedFiles = readdirSync(stateDir).filter((file) => file.startsWith(`${DB_FILE}.corrupt-`)).sort();
+      const quarantinedFiles = readdirSync(stateDir)
+        .filter((file) => file.startsWith(`${DB_FILE}.corrupt-`))
+        .sort();
       const rowsAtStart = daemon.readings.count();
       const historyAtStart = daemon.readings.read('old.temp', 0, Date.now()).values.length;
 
@@ -273,7 +292,9 @@ describe('F6: the daemon on a corrupt database', { skip, timeout: 240_000 }, () 
       // History the file held that the daemon no longer shows: kept in the quarantined file, or (undetectable cases) gone.
       const historyGone = heldBefore - historyAtStart;
       const foreignRows = rowsAtStart - historyAtStart;
-      const detection = quarantineLine ? `quick_check at open: "${String(quarantineLine.problem).slice(0, 60)}"` : 'none (SQLite reads a consistent file)';
+      const detection = quarantineLine
+        ? `quick_check at open: "${String(quarantineLine.problem).slice(0, 60)}"`
+        : 'none (SQLite reads a consistent file)';
       recordFault({
         fault: damage.name,
         mechanism: damage.mechanism,
@@ -288,8 +309,12 @@ describe('F6: the daemon on a corrupt database', { skip, timeout: 240_000 }, () 
         note:
           `detection: ${detection}; quick_check ${check.ms.toFixed(1)} ms on ${(damagedBytes / 1e6).toFixed(1)} MB; start ${secondsText(startMs)}; ` +
           (damage.detectable
-            ? `quarantined ${quarantinedFiles.length} file(s), ${heldBefore} history rows kept there` + (recovered === null ? '' : `; ${recovered}`) + `; alert: log + metric ${quarantinedGauge} + status`
-            : `not quarantined; ${historyGone} of ${heldBefore} history rows gone` + (foreignRows > 0 ? `, ${foreignRows} rows of the other database in their place` : '') + ' (outside the promise: never delete or swap a -wal, sqlite.org howtocorrupt.html)') +
+            ? `quarantined ${quarantinedFiles.length} file(s), ${heldBefore} history rows kept there` +
+              (recovered === null ? '' : `; ${recovered}`) +
+              `; alert: log + metric ${quarantinedGauge} + status`
+            : `not quarantined; ${historyGone} of ${heldBefore} history rows gone` +
+              (foreignRows > 0 ? `, ${foreignRows} rows of the other database in their place` : '') +
+              ' (outside the promise: never delete or swap a -wal, sqlite.org howtocorrupt.html)') +
           `; lost counts readings acked after the start`,
       });
 
@@ -301,7 +326,10 @@ describe('F6: the daemon on a corrupt database', { skip, timeout: 240_000 }, () 
         assert.ok(quarantineLine, `the startup check found the damage (quick_check said: ${check.verdict})`);
         assert.ok(alertLine, 'the daemon logs that it started on an empty database');
         assert.equal(alertLine.level, 50, 'at level error');
-        assert.ok(quarantinedFiles.includes(`${DB_FILE}.corrupt-${String(alertLine.quarantinedAs).split('.corrupt-')[1]}`), `quarantined as ${String(alertLine.quarantinedAs)}: ${quarantinedFiles.join(', ')}`);
+        assert.ok(
+          quarantinedFiles.includes(`${DB_FILE}.corrupt-${String(alertLine.quarantinedAs).split('.corrupt-')[1]}`),
+          `quarantined as ${String(alertLine.quarantinedAs)}: ${quarantinedFiles.join(', ')}`,
+        );
         assert.equal(rowsAtStart, 0, 'a fresh, empty database');
         assert.equal(statSync(join(stateDir, quarantinedFiles[0])).size, damagedBytes, 'the quarantined file is the damaged one, kept whole');
         assert.equal(quarantinedGauge, 1, 'forecastd_database_quarantined 1 in /metrics');
@@ -312,7 +340,11 @@ describe('F6: the daemon on a corrupt database', { skip, timeout: 240_000 }, () 
         assert.equal(quarantinedGauge, 0);
         assert.equal(status.databaseQuarantinedAs, undefined);
       }
-      assert.deepEqual(lines.filter((line) => (line.level ?? 0) >= 60), [], 'no fatal log line');
+      assert.deepEqual(
+        lines.filter((line) => (line.level ?? 0) >= 60),
+        [],
+        'no fatal log line',
+      );
     });
   }
 });

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
 import { CheckpointStore, type CheckpointContent } from '../../src/model/checkpoint.js';
 import { waitFor } from '../helpers/broker.js';
 import { writeYaml, type DaemonProcess, type LogLine } from '../helpers/daemonProcess.js';
@@ -53,7 +53,8 @@ function skipReason(): string | false {
   const probe = mkdtempSync(join(tmpdir(), 'forecastd-f5-probe-'));
   try {
     const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { encoding: 'utf8' });
-    if (mounted.status !== 0) return `cannot mount a tmpfs (${(mounted.stderr || mounted.error?.message || '').trim() || 'not root?'}): F5 needs root or CAP_SYS_ADMIN`;
+    if (mounted.status !== 0)
+      return `cannot mount a tmpfs (${(mounted.stderr || mounted.error?.message || '').trim() || 'not root?'}): F5 needs root or CAP_SYS_ADMIN`;
     spawnSync('umount', [probe]);
     return false;
   } finally {
@@ -259,103 +260,117 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
     return { mosquitto, dropped, small, stateDir, configPath, databasePath, prefix, topic: `${prefix}/dev/temp` };
   };
   const httpUrlOf = async (daemon: DaemonProcess) =>
-    String((await daemon.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('dashboard and metrics at'), 30_000, 'its HTTP address')).url);
+    String(
+      (await daemon.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('dashboard and metrics at'), 30_000, 'its HTTP address'))
+        .url,
+    );
 
   after(() => scope.close());
 
   for (const filesystem of INGEST_FILESYSTEMS) {
-    it(`F5a (${filesystem}): full during ingest: nothing of the failed group is acked, one error, ingest reported failing, resumes in the same process when space returns`, { timeout: 120_000 }, async () => {
-      const { mosquitto, dropped, small, configPath, databasePath, prefix, topic } = await daemonOnSmallDisk(`f5a${filesystem}`, filesystem);
+    it(
+      `F5a (${filesystem}): full during ingest: nothing of the failed group is acked, one error, ingest reported failing, resumes in the same process when space returns`,
+      { timeout: 120_000 },
+      async () => {
+        const { mosquitto, dropped, small, configPath, databasePath, prefix, topic } = await daemonOnSmallDisk(`f5a${filesystem}`, filesystem);
 
-      const daemon = spawn(configPath);
-      const httpUrl = await httpUrlOf(daemon);
-      await daemon.waitForLog(subscribed, 30_000, 'its subscription');
-      const base = baseTs();
-      const publisher = await sensor(mosquitto.url, `sensor-${prefix}`);
-      const rows = rowCounter(databasePath);
+        const daemon = spawn(configPath);
+        const httpUrl = await httpUrlOf(daemon);
+        await daemon.waitForLog(subscribed, 30_000, 'its subscription');
+        const base = baseTs();
+        const publisher = await sensor(mosquitto.url, `sensor-${prefix}`);
+        const rows = rowCounter(databasePath);
 
-      // Before the fill: a few hundred readings (the WAL stays far below its 1000-page checkpoint, so it must grow to take more).
-      const before = await publishBurst(publisher, readingBurst(topic, 1, BEFORE_FULL, base), { window: 16 });
-      assert.equal(before.acked.size, BEFORE_FULL);
-      await waitFor(() => rows.count() >= BEFORE_FULL, 20_000, 'the first readings to be stored');
-      assert.equal((await getJson(`${httpUrl}/readyz`)).status, 200, 'ready before the fault');
+        // Before the fill: a few hundred readings (the WAL stays far below its 1000-page checkpoint, so it must grow to take more).
+        const before = await publishBurst(publisher, readingBurst(topic, 1, BEFORE_FULL, base), { window: 16 });
+        assert.equal(before.acked.size, BEFORE_FULL);
+        await waitFor(() => rows.count() >= BEFORE_FULL, 20_000, 'the first readings to be stored');
+        assert.equal((await getJson(`${httpUrl}/readyz`)).status, 200, 'ready before the fault');
 
-      // The stream that fills the disk: the filler goes in once it is under way.
-      let ackedNow = 0;
-      const stream = publishBurst(publisher, readingBurst(topic, BEFORE_FULL + 1, BEFORE_FULL + STREAM, base), { window: 16, onAck: (count) => (ackedNow = count) });
-      await waitFor(() => ackedNow >= STREAM / 10 && rows.count() > BEFORE_FULL, 20_000, 'the stream to be under way');
-      const linesBeforeFill = daemon.lines.length;
-      const connectsBeforeFill = daemon.lines.filter(connected).length;
-      const leftBytes = small.fill(16 * KiB);
-      const filledAt = performance.now();
-      const failedLine = await daemon.waitForLog(storageError, 30_000, 'the storage error (SQLITE_FULL)');
-      const failedAfterMs = performance.now() - filledAt;
-      const rowsAtFailure = rows.count();
-      const walAtFailure = statSync(`${databasePath}-wal`).size;
-      assert.equal(failedLine.code, 'SQLITE_FULL', 'the disk-full error is named');
+        // The stream that fills the disk: the filler goes in once it is under way.
+        let ackedNow = 0;
+        const stream = publishBurst(publisher, readingBurst(topic, BEFORE_FULL + 1, BEFORE_FULL + STREAM, base), {
+          window: 16,
+          onAck: (count) => (ackedNow = count),
+        });
+        await waitFor(() => ackedNow >= STREAM / 10 && rows.count() > BEFORE_FULL, 20_000, 'the stream to be under way');
+        const linesBeforeFill = daemon.lines.length;
+        const connectsBeforeFill = daemon.lines.filter(connected).length;
+        const leftBytes = small.fill(16 * KiB);
+        const filledAt = performance.now();
+        const failedLine = await daemon.waitForLog(storageError, 30_000, 'the storage error (SQLITE_FULL)');
+        const failedAfterMs = performance.now() - filledAt;
+        const rowsAtFailure = rows.count();
+        const walAtFailure = statSync(`${databasePath}-wal`).size;
+        assert.equal(failedLine.code, 'SQLITE_FULL', 'the disk-full error is named');
 
-      const streamed = await stream;
-      assert.equal(streamed.acked.size, STREAM, `the broker acked the whole stream (${streamed.failed.size} failed)`);
-      const ackedTotal = before.acked.size + streamed.acked.size;
-      // Storage retries fail (a debug line each) while the disk stays full, and the process stays up.
-      await daemon.waitForLog((line) => line.msg === 'retry failed: still cannot store readings', 30_000, 'a failed storage retry');
-      const rowsWhileFull = rows.count();
-      const ready = await getJson(`${httpUrl}/readyz`);
-      const status = await getJson(`${httpUrl}/api/status`);
-      const ingest = status.body.ingest as { storing: boolean; heldMessages: number; error: string | null };
-      const metricsWhileFull = await (await fetch(`${httpUrl}/metrics`)).text();
-      const databaseCheck = (ready.body.checks as Record<string, { ok: boolean; detail: string }>).database;
-      const whileFull = daemon.lines.slice(linesBeforeFill);
-      assert.ok(daemon.running, 'the daemon is still running');
-      assert.equal(rowsWhileFull, rowsAtFailure, 'nothing is committed while the disk is full');
-      assert.ok(rowsWhileFull < ackedTotal, 'readings are waiting');
-      assert.equal(ready.status, 503, '/readyz says not ready');
-      assert.equal(databaseCheck.ok, false);
-      assert.match(databaseCheck.detail, /cannot store readings .*database or disk is full/);
-      assert.equal(ingest.storing, false, 'the status document says ingest is not storing');
-      assert.match(String(ingest.error), /disk is full/);
-      assert.ok(ingest.heldMessages > 0, 'messages are held unacknowledged');
-      assert.match(metricsWhileFull, /^forecastd_ingest_storing 0$/m, '/metrics says ingest is not storing');
-      assert.match(metricsWhileFull, /^forecastd_ingest_held_messages [1-9]\d*$/m, '/metrics counts the held messages');
-      assert.equal(whileFull.filter(storageError).length, 1, 'the storage error is logged once');
-      assert.deepEqual(whileFull.filter(isError).map((line) => line.msg), [failedLine.msg], 'and no other error');
-      assert.equal(whileFull.filter(connected).length, 0, 'no reconnect while full: retries stay on the connection');
+        const streamed = await stream;
+        assert.equal(streamed.acked.size, STREAM, `the broker acked the whole stream (${streamed.failed.size} failed)`);
+        const ackedTotal = before.acked.size + streamed.acked.size;
+        // Storage retries fail (a debug line each) while the disk stays full, and the process stays up.
+        await daemon.waitForLog((line) => line.msg === 'retry failed: still cannot store readings', 30_000, 'a failed storage retry');
+        const rowsWhileFull = rows.count();
+        const ready = await getJson(`${httpUrl}/readyz`);
+        const status = await getJson(`${httpUrl}/api/status`);
+        const ingest = status.body.ingest as { storing: boolean; heldMessages: number; error: string | null };
+        const metricsWhileFull = await (await fetch(`${httpUrl}/metrics`)).text();
+        const databaseCheck = (ready.body.checks as Record<string, { ok: boolean; detail: string }>).database;
+        const whileFull = daemon.lines.slice(linesBeforeFill);
+        assert.ok(daemon.running, 'the daemon is still running');
+        assert.equal(rowsWhileFull, rowsAtFailure, 'nothing is committed while the disk is full');
+        assert.ok(rowsWhileFull < ackedTotal, 'readings are waiting');
+        assert.equal(ready.status, 503, '/readyz says not ready');
+        assert.equal(databaseCheck.ok, false);
+        assert.match(databaseCheck.detail, /cannot store readings .*database or disk is full/);
+        assert.equal(ingest.storing, false, 'the status document says ingest is not storing');
+        assert.match(String(ingest.error), /disk is full/);
+        assert.ok(ingest.heldMessages > 0, 'messages are held unacknowledged');
+        assert.match(metricsWhileFull, /^forecastd_ingest_storing 0$/m, '/metrics says ingest is not storing');
+        assert.match(metricsWhileFull, /^forecastd_ingest_held_messages [1-9]\d*$/m, '/metrics counts the held messages');
+        assert.equal(whileFull.filter(storageError).length, 1, 'the storage error is logged once');
+        assert.deepEqual(
+          whileFull.filter(isError).map((line) => line.msg),
+          [failedLine.msg],
+          'and no other error',
+        );
+        assert.equal(whileFull.filter(connected).length, 0, 'no reconnect while full: retries stay on the connection');
 
-      // Room again: the same process resumes.
-      small.free();
-      const freedAt = performance.now();
-      await waitFor(() => rows.count() >= ackedTotal, 60_000, 'every acked reading to be stored after the filler is deleted');
-      const recoveryMs = performance.now() - freedAt;
-      await daemon.waitForLog((line) => line.msg === 'storing readings again', 10_000, 'the recovery line');
-      rows.close();
-      assert.equal((await getJson(`${httpUrl}/readyz`)).status, 200, 'ready again');
-      assert.match(await (await fetch(`${httpUrl}/metrics`)).text(), /^forecastd_ingest_storing 1$/m, '/metrics says storing again');
-      const connectsWhileFull = daemon.lines.filter(connected).length - connectsBeforeFill;
-      const droppedTotal = await dropped.fresh();
-      const stopped = await daemon.stop();
-      assert.equal(stopped.code, 0, 'a clean stop after the fault, in the process that met it');
+        // Room again: the same process resumes.
+        small.free();
+        const freedAt = performance.now();
+        await waitFor(() => rows.count() >= ackedTotal, 60_000, 'every acked reading to be stored after the filler is deleted');
+        const recoveryMs = performance.now() - freedAt;
+        await daemon.waitForLog((line) => line.msg === 'storing readings again', 10_000, 'the recovery line');
+        rows.close();
+        assert.equal((await getJson(`${httpUrl}/readyz`)).status, 200, 'ready again');
+        assert.match(await (await fetch(`${httpUrl}/metrics`)).text(), /^forecastd_ingest_storing 1$/m, '/metrics says storing again');
+        const connectsWhileFull = daemon.lines.filter(connected).length - connectsBeforeFill;
+        const droppedTotal = await dropped.fresh();
+        const stopped = await daemon.stop();
+        assert.equal(stopped.code, 0, 'a clean stop after the fault, in the process that met it');
 
-      const stored = verifyDatabase(databasePath, base);
-      const missing = [...before.acked, ...[...streamed.acked]].filter((seq) => !stored.seqs.has(seq));
-      recordFault({
-        fault: `F5a disk full during ingest${filesystem === 'tmpfs' ? '' : ` (${filesystem})`}`,
-        mechanism: `state dir on an 8 MiB ${filesystem === 'tmpfs' ? 'tmpfs' : 'ext4 loop image, no reserved blocks'}; filler fallocate'd to ${Math.round(leftBytes / KiB)} KiB free mid-stream (QoS 1, ${STREAM} msgs); deleted after a failed retry`,
-        published: before.attempted + streamed.attempted,
-        acked: ackedTotal,
-        ...storedFigures(stored, missing, dropped.updates ? droppedTotal : 'unknown', recoveryMs),
-        note:
-          `SQLITE_FULL ${secondsText(failedAfterMs)} after the fill, with ${rowsAtFailure} rows stored and a ${Math.round(walAtFailure / KiB)} KiB -wal; ` +
-          `${ackedTotal - rowsWhileFull} acked msgs kept at the broker while full (${ingest.heldMessages} of them in flight, unacked); ` +
-          `1 error line, ${connectsWhileFull} reconnects, /readyz 503 while full; same PID throughout; integrity_check ${stored.integrity}`,
-      });
-      assert.equal(stored.integrity, 'ok');
-      assert.equal(stored.rows, stored.distinct, 'no duplicate rows (I2)');
-      assert.deepEqual(missing.slice(0, 10), [], `acked but not stored: ${missing.length} (I1)`);
-      assert.equal(stored.seqs.size, ackedTotal);
-      assert.equal(connectsWhileFull, 0, 'recovery needed no reconnect');
-      assert.ok(dropped.updates > 0, 'the $SYS dropped counter was read');
-      assert.equal(droppedTotal, 0, 'the broker dropped nothing');
-    });
+        const stored = verifyDatabase(databasePath, base);
+        const missing = [...before.acked, ...[...streamed.acked]].filter((seq) => !stored.seqs.has(seq));
+        recordFault({
+          fault: `F5a disk full during ingest${filesystem === 'tmpfs' ? '' : ` (${filesystem})`}`,
+          mechanism: `state dir on an 8 MiB ${filesystem === 'tmpfs' ? 'tmpfs' : 'ext4 loop image, no reserved blocks'}; filler fallocate'd to ${Math.round(leftBytes / KiB)} KiB free mid-stream (QoS 1, ${STREAM} msgs); deleted after a failed retry`,
+          published: before.attempted + streamed.attempted,
+          acked: ackedTotal,
+          ...storedFigures(stored, missing, dropped.updates ? droppedTotal : 'unknown', recoveryMs),
+          note:
+            `SQLITE_FULL ${secondsText(failedAfterMs)} after the fill, with ${rowsAtFailure} rows stored and a ${Math.round(walAtFailure / KiB)} KiB -wal; ` +
+            `${ackedTotal - rowsWhileFull} acked msgs kept at the broker while full (${ingest.heldMessages} of them in flight, unacked); ` +
+            `1 error line, ${connectsWhileFull} reconnects, /readyz 503 while full; same PID throughout; integrity_check ${stored.integrity}`,
+        });
+        assert.equal(stored.integrity, 'ok');
+        assert.equal(stored.rows, stored.distinct, 'no duplicate rows (I2)');
+        assert.deepEqual(missing.slice(0, 10), [], `acked but not stored: ${missing.length} (I1)`);
+        assert.equal(stored.seqs.size, ackedTotal);
+        assert.equal(connectsWhileFull, 0, 'recovery needed no reconnect');
+        assert.ok(dropped.updates > 0, 'the $SYS dropped counter was read');
+        assert.equal(droppedTotal, 0, 'the broker dropped nothing');
+      },
+    );
   }
 
   it('F5b: full during a model checkpoint save: CURRENT keeps naming the last good checkpoint, and nothing partial survives', async () => {
@@ -390,7 +405,8 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
       const entries = readdirSync(store.dir);
       tempLeftBySave += entries.filter((name) => name.endsWith('.tmp')).length;
       small.free();
-      if (failure) assert.equal(failure.code, 'ENOSPC', `a save with ${leave / KiB} KiB free fails for want of space, not otherwise: ${failure.message}`);
+      if (failure)
+        assert.equal(failure.code, 'ENOSPC', `a save with ${leave / KiB} KiB free fails for want of space, not otherwise: ${failure.message}`);
 
       assert.equal(readFileSync(currentFile, 'utf8').trim(), lastGood, `CURRENT names the last good checkpoint (${leave / KiB} KiB free)`);
       const loaded = await new CheckpointStore(root, key).loadLatest();
@@ -401,7 +417,11 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
       // The next start: stale temp files are removed, and no checkpoint is left that a failed save wrote.
       removedAtNextStart += await new CheckpointStore(root, key).removeStaleTemp();
       const after = readdirSync(store.dir);
-      assert.deepEqual(after.filter((name) => name.endsWith('.tmp')), [], 'no *.tmp survives the next start');
+      assert.deepEqual(
+        after.filter((name) => name.endsWith('.tmp')),
+        [],
+        'no *.tmp survives the next start',
+      );
       const strays = after.filter((name) => /^\d+-[0-9a-f]+$/.test(name) && !saved.has(name));
       assert.deepEqual(strays, [], 'no checkpoint directory from a failed save is left (it could be loaded as a fallback)');
     }
@@ -420,77 +440,87 @@ describe('F5 disk full: the state directory on a small tmpfs', { skip, timeout: 
       lost: 0,
       recovery: 'n/a',
       note:
-        `failed while writing ${[...failedAfterStep.entries()].sort(([a], [b]) => a - b).map(([step, count]) => `${failedIn[step]} (step ${step + 1}): ${count}`).join(', ')}; ` +
+        `failed while writing ${[...failedAfterStep.entries()]
+          .sort(([a], [b]) => a - b)
+          .map(([step, count]) => `${failedIn[step]} (step ${step + 1}): ${count}`)
+          .join(', ')}; ` +
         `CURRENT named the last good checkpoint after every save, and it loaded without fallback; ` +
         `*.tmp left by failed saves: ${tempLeftBySave}, removed at the next start: ${removedAtNextStart}; stray checkpoints: 0`,
     });
     assert.ok(failures > 0 && successes > 0, `the sweep covers failed saves (${failures}) and saves that fit (${successes})`);
-    assert.ok([...failedAfterStep.keys()].filter((step) => step < 4).length >= 2, `failures at different steps of the save: ${[...failedAfterStep.keys()]}`);
+    assert.ok(
+      [...failedAfterStep.keys()].filter((step) => step < 4).length >= 2,
+      `failures at different steps of the save: ${[...failedAfterStep.keys()].join(', ')}`,
+    );
   });
 
-  it('F5c: full at start-up: exits 1 with a clear message and leaves the database alone; started again with room, it takes what the broker kept', { timeout: 120_000 }, async () => {
-    const { mosquitto, dropped, small, stateDir, configPath, databasePath, prefix, topic } = await daemonOnSmallDisk('f5c');
-    const base = baseTs();
-    const publisher = await sensor(mosquitto.url, `sensor-${prefix}`);
+  it(
+    'F5c: full at start-up: exits 1 with a clear message and leaves the database alone; started again with room, it takes what the broker kept',
+    { timeout: 120_000 },
+    async () => {
+      const { mosquitto, dropped, small, stateDir, configPath, databasePath, prefix, topic } = await daemonOnSmallDisk('f5c');
+      const base = baseTs();
+      const publisher = await sensor(mosquitto.url, `sensor-${prefix}`);
 
-    // A history, and a clean stop (the WAL is checkpointed and removed, and the -shm with it).
-    let daemon = spawn(configPath);
-    await daemon.waitForLog(subscribed, 30_000, 'its subscription');
-    const first = await publishBurst(publisher, readingBurst(topic, 1, BEFORE_FULL, base), { window: 16 });
-    const rows = rowCounter(databasePath);
-    await waitFor(() => rows.count() >= first.acked.size, 20_000, 'the history to be stored');
-    rows.close();
-    assert.equal((await daemon.stop()).code, 0);
-    const databaseBytes = statSync(databasePath).size;
+      // A history, and a clean stop (the WAL is checkpointed and removed, and the -shm with it).
+      let daemon = spawn(configPath);
+      await daemon.waitForLog(subscribed, 30_000, 'its subscription');
+      const first = await publishBurst(publisher, readingBurst(topic, 1, BEFORE_FULL, base), { window: 16 });
+      const rows = rowCounter(databasePath);
+      await waitFor(() => rows.count() >= first.acked.size, 20_000, 'the history to be stored');
+      rows.close();
+      assert.equal((await daemon.stop()).code, 0);
+      const databaseBytes = statSync(databasePath).size;
 
-    // While it is down the disk fills, and the broker queues readings for its session.
-    const leftBytes = small.fill(4 * KiB);
-    const whileDown = await publishBurst(publisher, readingBurst(topic, BEFORE_FULL + 1, BEFORE_FULL + WHILE_DOWN, base), { window: 16 });
-    assert.equal(whileDown.acked.size, WHILE_DOWN);
+      // While it is down the disk fills, and the broker queues readings for its session.
+      const leftBytes = small.fill(4 * KiB);
+      const whileDown = await publishBurst(publisher, readingBurst(topic, BEFORE_FULL + 1, BEFORE_FULL + WHILE_DOWN, base), { window: 16 });
+      assert.equal(whileDown.acked.size, WHILE_DOWN);
 
-    const startedAt = performance.now();
-    daemon = spawn(configPath);
-    const ended = await within(daemon.exited, 60_000);
-    const exitMs = performance.now() - startedAt;
-    assert.ok(ended, 'the daemon exits instead of running without a database');
-    assert.equal(ended.code, 1, 'exit code 1: a failure systemd restarts (2 would mean a config error, which it does not)');
-    const explained = daemon.lines.find((line) => isError(line) && typeof line.msg === 'string' && line.msg.startsWith('cannot open the database'));
-    assert.ok(explained, `a log line explains the failure; stderr: ${daemon.stderr().slice(-500)}`);
-    assert.match(String(explained.msg), /the disk is full \(\d+ KiB free in .*\): free some space there/);
-    assert.match(daemon.stderr(), /cannot open the database/, 'stderr (systemctl status) says it too');
-    const quarantined = readdirSync(stateDir).filter((name) => name.includes('.corrupt-'));
-    assert.deepEqual(quarantined, [], 'a full disk is not corruption: the database is not moved aside');
-    assert.equal(statSync(databasePath).size, databaseBytes, 'the database file is as it was');
+      const startedAt = performance.now();
+      daemon = spawn(configPath);
+      const ended = await within(daemon.exited, 60_000);
+      const exitMs = performance.now() - startedAt;
+      assert.ok(ended, 'the daemon exits instead of running without a database');
+      assert.equal(ended.code, 1, 'exit code 1: a failure systemd restarts (2 would mean a config error, which it does not)');
+      const explained = daemon.lines.find((line) => isError(line) && typeof line.msg === 'string' && line.msg.startsWith('cannot open the database'));
+      assert.ok(explained, `a log line explains the failure; stderr: ${daemon.stderr().slice(-500)}`);
+      assert.match(String(explained.msg), /the disk is full \(\d+ KiB free in .*\): free some space there/);
+      assert.match(daemon.stderr(), /cannot open the database/, 'stderr (systemctl status) says it too');
+      const quarantined = readdirSync(stateDir).filter((name) => name.includes('.corrupt-'));
+      assert.deepEqual(quarantined, [], 'a full disk is not corruption: the database is not moved aside');
+      assert.equal(statSync(databasePath).size, databaseBytes, 'the database file is as it was');
 
-    // Room again; systemd's Restart=on-failure starts it again.
-    small.free();
-    const freedAt = performance.now();
-    daemon = spawn(configPath);
-    const resumed = await daemon.waitForLog(connected, 30_000, 'connected to broker after the restart');
-    assert.equal(resumed.sessionPresent, true, 'its broker session survived the failed start');
-    const all = first.acked.size + whileDown.acked.size;
-    await waitFor(() => rows.count() >= all, 30_000, 'the history and the queued readings to be stored');
-    const recoveryMs = performance.now() - freedAt;
-    rows.close();
-    const droppedTotal = await dropped.fresh();
-    assert.equal((await daemon.stop()).code, 0);
+      // Room again; systemd's Restart=on-failure starts it again.
+      small.free();
+      const freedAt = performance.now();
+      daemon = spawn(configPath);
+      const resumed = await daemon.waitForLog(connected, 30_000, 'connected to broker after the restart');
+      assert.equal(resumed.sessionPresent, true, 'its broker session survived the failed start');
+      const all = first.acked.size + whileDown.acked.size;
+      await waitFor(() => rows.count() >= all, 30_000, 'the history and the queued readings to be stored');
+      const recoveryMs = performance.now() - freedAt;
+      rows.close();
+      const droppedTotal = await dropped.fresh();
+      assert.equal((await daemon.stop()).code, 0);
 
-    const stored = verifyDatabase(databasePath, base);
-    const missing = [...first.acked, ...whileDown.acked].filter((seq) => !stored.seqs.has(seq));
-    recordFault({
-      fault: 'F5c disk full at start-up',
-      mechanism: `existing database on an 8 MiB tmpfs, filler fallocate'd to ${Math.round(leftBytes / KiB)} KiB free while the daemon was stopped; ${WHILE_DOWN} msgs queued at the broker`,
-      published: first.attempted + whileDown.attempted,
-      acked: all,
-      ...storedFigures(stored, missing, dropped.updates ? droppedTotal : 'unknown', recoveryMs),
-      note:
-        `start with a full disk: exit code 1 after ${secondsText(exitMs)} with "cannot open the database ... the disk is full", no quarantine ` +
-        `(before the fix quick_check's SQLITE_IOERR_SHMSIZE moved the database aside as corrupt); recovery = space freed → restart → all stored; integrity_check ${stored.integrity}`,
-    });
-    assert.equal(stored.integrity, 'ok');
-    assert.equal(stored.rows, stored.distinct, 'no duplicate rows (I2)');
-    assert.deepEqual(missing.slice(0, 10), [], `acked but not stored: ${missing.length} (I1)`);
-    assert.equal(droppedTotal, 0, 'the broker dropped nothing');
-    assert.ok(!existsSync(join(stateDir, 'forecastd.db-journal')), 'no rollback journal: the database stayed in WAL mode');
-  });
+      const stored = verifyDatabase(databasePath, base);
+      const missing = [...first.acked, ...whileDown.acked].filter((seq) => !stored.seqs.has(seq));
+      recordFault({
+        fault: 'F5c disk full at start-up',
+        mechanism: `existing database on an 8 MiB tmpfs, filler fallocate'd to ${Math.round(leftBytes / KiB)} KiB free while the daemon was stopped; ${WHILE_DOWN} msgs queued at the broker`,
+        published: first.attempted + whileDown.attempted,
+        acked: all,
+        ...storedFigures(stored, missing, dropped.updates ? droppedTotal : 'unknown', recoveryMs),
+        note:
+          `start with a full disk: exit code 1 after ${secondsText(exitMs)} with "cannot open the database ... the disk is full", no quarantine ` +
+          `(before the fix quick_check's SQLITE_IOERR_SHMSIZE moved the database aside as corrupt); recovery = space freed → restart → all stored; integrity_check ${stored.integrity}`,
+      });
+      assert.equal(stored.integrity, 'ok');
+      assert.equal(stored.rows, stored.distinct, 'no duplicate rows (I2)');
+      assert.deepEqual(missing.slice(0, 10), [], `acked but not stored: ${missing.length} (I1)`);
+      assert.equal(droppedTotal, 0, 'the broker dropped nothing');
+      assert.ok(!existsSync(join(stateDir, 'forecastd.db-journal')), 'no rollback journal: the database stayed in WAL mode');
+    },
+  );
 });

@@ -99,7 +99,8 @@ function countingStore(onReadings: (readings: ReadonlyArray<{ series: string; ts
 const quietLog = { warn: () => undefined, error: () => undefined, info: () => undefined, debug: () => undefined } as unknown as Logger;
 
 /** Own property names of the prototypes a payload could try to reach. */
-const prototypeShape = () => [Object.prototype, Array.prototype, Function.prototype].map((proto) => Object.getOwnPropertyNames(proto).sort().join(','));
+const prototypeShape = () =>
+  [Object.prototype, Array.prototype, Function.prototype].map((proto) => Object.getOwnPropertyNames(proto).sort().join(','));
 
 /** Every path under root (files, directories, links; links are not followed), relative, sorted. */
 function walk(root: string): string[] {
@@ -119,7 +120,9 @@ function walk(root: string): string[] {
 function readSchema(databasePath: string): string[] {
   const db = new Database(databasePath, { readonly: true, fileMustExist: true });
   try {
-    return (db.prepare('SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name').all() as Array<Record<string, unknown>>).map((row) => JSON.stringify(row));
+    return (db.prepare('SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name').all() as Array<Record<string, unknown>>).map(
+      (row) => JSON.stringify(row),
+    );
   } finally {
     db.close();
   }
@@ -167,7 +170,13 @@ function capTopic(topic: string): string {
  * (a throw or an error), or the broker closing the connection (Mosquitto's answer to a malformed topic).
  */
 async function publishOnce(url: string, topic: string): Promise<string> {
-  const client = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `refused-${rand()}`, clean: true, reconnectPeriod: 0, connectTimeout: 5000 });
+  const client = await mqtt.connectAsync(url, {
+    protocolVersion: 5,
+    clientId: `refused-${rand()}`,
+    clean: true,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+  });
   client.on('error', () => undefined);
   try {
     return await new Promise<string>((resolve) => {
@@ -197,84 +206,103 @@ after(() => {
 });
 
 describe('F9a: the ingest decode path is total on hostile payloads (in process)', () => {
-  it(`decodes ${IN_PROCESS_RUNS.toLocaleString('en-US')} fuzzed payloads in every format without a throw, a slow decode or prototype pollution`, { timeout: 600_000 }, () => {
-    const nowMs = Date.now();
-    const prototypesBefore = prototypeShape();
-    const outcomes = { accepted: 0, ...emptyTally() };
-    const reasonsSeen = new Set<RejectionReason>();
-    const rules: TopicRule[] = [
-      { filter: 'f/+/+', pattern: 'f/{device}/{metric}', series: '{device}.{metric}' },
-      { filter: 'p/+', pattern: 'p/{device}', series: '{device}.power', valuePath: 'data.temp', timestampPath: 'meta.time' },
-    ];
-    let slowest = 0;
-    let problem: string | null = null;
-    const { store, readings: ingestedReadings } = countingStore((batch) => {
-      for (const reading of batch) {
-        if (!SERIES_NAME.test(reading.series)) problem ??= `stored under an unsafe series name ${JSON.stringify(reading.series)}`;
-        if (!Number.isFinite(reading.value) || Math.abs(reading.value) > MAX_ABS_VALUE) problem ??= `stored value ${reading.value}`;
-        if (!Number.isSafeInteger(reading.ts)) problem ??= `stored ts ${reading.ts}`;
-      }
-    });
-    const ingestor = new Ingestor({ store, mapper: createTopicMapper(rules), limits: LIMITS, clock: () => nowMs, log: quietLog });
-    const started = performance.now();
+  it(
+    `decodes ${IN_PROCESS_RUNS.toLocaleString('en-US')} fuzzed payloads in every format without a throw, a slow decode or prototype pollution`,
+    { timeout: 600_000 },
+    () => {
+      const nowMs = Date.now();
+      const prototypesBefore = prototypeShape();
+      const outcomes = { accepted: 0, ...emptyTally() };
+      const reasonsSeen = new Set<RejectionReason>();
+      const rules: TopicRule[] = [
+        { filter: 'f/+/+', pattern: 'f/{device}/{metric}', series: '{device}.{metric}' },
+        { filter: 'p/+', pattern: 'p/{device}', series: '{device}.power', valuePath: 'data.temp', timestampPath: 'meta.time' },
+      ];
+      let slowest = 0;
+      let problem: string | null = null;
+      const { store, readings: ingestedReadings } = countingStore((batch) => {
+        for (const reading of batch) {
+          if (!SERIES_NAME.test(reading.series)) problem ??= `stored under an unsafe series name ${JSON.stringify(reading.series)}`;
+          if (!Number.isFinite(reading.value) || Math.abs(reading.value) > MAX_ABS_VALUE) problem ??= `stored value ${reading.value}`;
+          if (!Number.isSafeInteger(reading.ts)) problem ??= `stored ts ${reading.ts}`;
+        }
+      });
+      const ingestor = new Ingestor({ store, mapper: createTopicMapper(rules), limits: LIMITS, clock: () => nowMs, log: quietLog });
+      const started = performance.now();
 
-    fc.assert(
-      fc.property(payloadArb(nowMs), fc.constantFrom('f/dev/temp', 'p/plug', 'unmatched/x'), (payload, topic) => {
-        for (const limits of [LIMITS, WIDE_LIMITS]) {
-          for (const format of FORMATS) {
-            const t0 = performance.now();
-            const result = decodePayload(payload, nowMs, limits, format);
-            const took = performance.now() - t0;
-            slowest = Math.max(slowest, took);
-            assert.ok(took < MAX_DECODE_MS, `decoding ${payload.byteLength} bytes took ${took.toFixed(0)} ms`);
-            if (!result.ok) {
-              assert.ok((REJECTION_REASONS as readonly string[]).includes(result.reason), `unknown reason ${result.reason}`);
-              assert.notEqual(result.reason, 'unknown_topic');
-              assert.equal(typeof result.detail, 'string');
-              reasonsSeen.add(result.reason);
-              if (limits === LIMITS && format === FORMATS[0]) outcomes[result.reason]++;
-              continue;
-            }
-            if (limits === LIMITS && format === FORMATS[0]) outcomes.accepted++;
-            assert.ok(result.readings.length >= 1 && result.readings.length <= (limits.maxReadings ?? 1000), `${result.readings.length} readings`);
-            for (const reading of result.readings) {
-              assert.equal(typeof reading.value, 'number');
-              assert.ok(Number.isFinite(reading.value) && Math.abs(reading.value) <= MAX_ABS_VALUE, `value ${reading.value}`);
-              assert.ok(Number.isSafeInteger(reading.ts), `ts ${reading.ts}`);
-              assert.ok(reading.ts >= nowMs - limits.maxAgeMs && reading.ts <= nowMs + limits.maxFutureMs, `ts ${reading.ts} outside the window`);
-              if (reading.field !== undefined) assert.match(reading.field, SUFFIX);
+      fc.assert(
+        fc.property(payloadArb(nowMs), fc.constantFrom('f/dev/temp', 'p/plug', 'unmatched/x'), (payload, topic) => {
+          for (const limits of [LIMITS, WIDE_LIMITS]) {
+            for (const format of FORMATS) {
+              const t0 = performance.now();
+              const result = decodePayload(payload, nowMs, limits, format);
+              const took = performance.now() - t0;
+              slowest = Math.max(slowest, took);
+              assert.ok(took < MAX_DECODE_MS, `decoding ${payload.byteLength} bytes took ${took.toFixed(0)} ms`);
+              if (!result.ok) {
+                assert.ok((REJECTION_REASONS as readonly string[]).includes(result.reason), `unknown reason ${result.reason}`);
+                assert.notEqual(result.reason, 'unknown_topic');
+                assert.equal(typeof result.detail, 'string');
+                reasonsSeen.add(result.reason);
+                if (limits === LIMITS && format === FORMATS[0]) outcomes[result.reason]++;
+                continue;
+              }
+              if (limits === LIMITS && format === FORMATS[0]) outcomes.accepted++;
+              assert.ok(result.readings.length >= 1 && result.readings.length <= (limits.maxReadings ?? 1000), `${result.readings.length} readings`);
+              for (const reading of result.readings) {
+                assert.equal(typeof reading.value, 'number');
+                assert.ok(Number.isFinite(reading.value) && Math.abs(reading.value) <= MAX_ABS_VALUE, `value ${reading.value}`);
+                assert.ok(Number.isSafeInteger(reading.ts), `ts ${reading.ts}`);
+                assert.ok(reading.ts >= nowMs - limits.maxAgeMs && reading.ts <= nowMs + limits.maxFutureMs, `ts ${reading.ts} outside the window`);
+                if (reading.field !== undefined) assert.match(reading.field, SUFFIX);
+              }
             }
           }
-        }
-        // The Ingestor: one message is exactly one of "stored" or "rejected", and never throws.
-        const received = ingestor.counters.received;
-        const rejected = ingestor.rejectedTotal();
-        const stored = ingestedReadings();
-        ingestor.handle(topic, payload);
-        assert.equal(ingestor.counters.received, received + 1);
-        const wasRejected = ingestor.rejectedTotal() - rejected;
-        const wasStored = ingestedReadings() > stored ? 1 : 0;
-        assert.equal(wasRejected + wasStored, 1, 'a message is either stored or rejected');
-        assert.equal(problem, null, problem ?? '');
-      }),
-      { numRuns: IN_PROCESS_RUNS, seed: SEED },
-    );
+          // The Ingestor: one message is exactly one of "stored" or "rejected", and never throws.
+          const received = ingestor.counters.received;
+          const rejected = ingestor.rejectedTotal();
+          const stored = ingestedReadings();
+          ingestor.handle(topic, payload);
+          assert.equal(ingestor.counters.received, received + 1);
+          const wasRejected = ingestor.rejectedTotal() - rejected;
+          const wasStored = ingestedReadings() > stored ? 1 : 0;
+          assert.equal(wasRejected + wasStored, 1, 'a message is either stored or rejected');
+          assert.equal(problem, null, problem ?? '');
+        }),
+        { numRuns: IN_PROCESS_RUNS, seed: SEED },
+      );
 
-    const tookMs = performance.now() - started;
-    assert.deepEqual(prototypeShape(), prototypesBefore, 'no property was added to Object/Array/Function.prototype');
-    assert.equal(({} as Record<string, unknown>).polluted, undefined);
-    assert.equal(Object.getPrototypeOf({}), Object.prototype);
-    assert.equal(ingestor.counters.received, IN_PROCESS_RUNS);
-    // The mix must reach every decoder branch worth fuzzing, or the property proves little.
-    for (const reason of ['too_large', 'not_text', 'not_a_number', 'non_finite', 'out_of_range', 'bad_json_shape', 'bad_timestamp', 'too_old', 'in_future', 'too_deep', 'too_many_readings', 'bad_series_name'] as const) {
-      assert.ok(reasonsSeen.has(reason), `the mix produced no ${reason}`);
-    }
-    assert.ok(outcomes.accepted > IN_PROCESS_RUNS / 20, `only ${outcomes.accepted} accepted`);
-    console.log(`F9a: ${IN_PROCESS_RUNS} payloads × ${FORMATS.length} formats × 2 limits in ${secondsText(tookMs)}, slowest decode ${slowest.toFixed(1)} ms; auto/4 KB outcomes ${JSON.stringify(nonZero(outcomes))}`);
-    fuzzReport['F9a payloads'] = IN_PROCESS_RUNS;
-    fuzzReport['F9a throws'] = 0;
-    fuzzReport['F9a slowest decode'] = `${slowest.toFixed(1)} ms`;
-  });
+      const tookMs = performance.now() - started;
+      assert.deepEqual(prototypeShape(), prototypesBefore, 'no property was added to Object/Array/Function.prototype');
+      assert.equal(({} as Record<string, unknown>).polluted, undefined);
+      assert.equal(Object.getPrototypeOf({}), Object.prototype);
+      assert.equal(ingestor.counters.received, IN_PROCESS_RUNS);
+      // The mix must reach every decoder branch worth fuzzing, or the property proves little.
+      for (const reason of [
+        'too_large',
+        'not_text',
+        'not_a_number',
+        'non_finite',
+        'out_of_range',
+        'bad_json_shape',
+        'bad_timestamp',
+        'too_old',
+        'in_future',
+        'too_deep',
+        'too_many_readings',
+        'bad_series_name',
+      ] as const) {
+        assert.ok(reasonsSeen.has(reason), `the mix produced no ${reason}`);
+      }
+      assert.ok(outcomes.accepted > IN_PROCESS_RUNS / 20, `only ${outcomes.accepted} accepted`);
+      console.log(
+        `F9a: ${IN_PROCESS_RUNS} payloads × ${FORMATS.length} formats × 2 limits in ${secondsText(tookMs)}, slowest decode ${slowest.toFixed(1)} ms; auto/4 KB outcomes ${JSON.stringify(nonZero(outcomes))}`,
+      );
+      fuzzReport['F9a payloads'] = IN_PROCESS_RUNS;
+      fuzzReport['F9a throws'] = 0;
+      fuzzReport['F9a slowest decode'] = `${slowest.toFixed(1)} ms`;
+    },
+  );
 
   it('maps 10⁵ fuzzed topics to a safe series name or a reason, never throwing', () => {
     const rules: TopicRule[] = [
@@ -320,8 +348,16 @@ describe('F9c config side: names in the config never become paths', () => {
   it('refuses ../ and other unsafe forecast and series names, naming the key and the rule', () => {
     const forecast = (fields: Record<string, unknown>) => ({ forecasts: [{ name: 'room', target: 'room.temp', ...fields }] });
     const cases: Array<{ raw: unknown; key: string; rule: string }> = [
-      ...['../../etc/passwd', '..', 'a/b', '%2e%2e', 'Room', '', 'x\u0000', '__proto__/x', 'a'.repeat(65)].map((name) => ({ raw: forecast({ name }), key: 'forecasts.0.name', rule: 'a forecast name is' })),
-      ...['../etc/passwd', '..', '.hidden', "x'; DROP TABLE readings; --", 'a\u0000b', 'a/b', 'a'.repeat(129)].map((target) => ({ raw: forecast({ target }), key: 'forecasts.0.target', rule: 'a series name is' })),
+      ...['../../etc/passwd', '..', 'a/b', '%2e%2e', 'Room', '', 'x\u0000', '__proto__/x', 'a'.repeat(65)].map((name) => ({
+        raw: forecast({ name }),
+        key: 'forecasts.0.name',
+        rule: 'a forecast name is',
+      })),
+      ...['../etc/passwd', '..', '.hidden', "x'; DROP TABLE readings; --", 'a\u0000b', 'a/b', 'a'.repeat(129)].map((target) => ({
+        raw: forecast({ target }),
+        key: 'forecasts.0.target',
+        rule: 'a series name is',
+      })),
       { raw: forecast({ covariates: ['room.hum', '../x'] }), key: 'forecasts.0.covariates.1', rule: 'a series name is' },
       { raw: { storage: { retention: { perSeries: { '../x': 30 } } } }, key: 'storage.retention.perSeries', rule: 'a series name is' },
     ];
@@ -350,7 +386,12 @@ describe('F9c config side: names in the config never become paths', () => {
     for (const forecast of config.forecasts) {
       const stores = forecastCheckpoints(checkpointRoot, forecast);
       for (const [kind, store] of Object.entries(stores)) {
-        const content = { modelTopology: { name: forecast.name }, weightSpecs: [{ name: 'w', shape: [2], dtype: 'float32' }], weightData: weights.slice().buffer, meta: { forecast: forecast.name } };
+        const content = {
+          modelTopology: { name: forecast.name },
+          weightSpecs: [{ name: 'w', shape: [2], dtype: 'float32' }],
+          weightData: weights.slice().buffer,
+          meta: { forecast: forecast.name },
+        };
         await store.save(content, 1);
         const loaded = await store.loadLatest();
         assert.deepEqual(loaded?.content.meta, { forecast: forecast.name }, `${forecast.name} ${kind}: round trip`);
@@ -473,153 +514,166 @@ describe('F9b/F9c: fuzzing a running daemon on a private Mosquitto', { skip, tim
     return { outside, unexpected };
   }
 
-  it(`F9b: ${E2E_MESSAGES.toLocaleString('en-US')} fuzzed QoS 1 messages to a running daemon: no crash, every message accounted for`, { timeout: 540_000 }, async () => {
-    const rules: TopicRule[] = [{ filter: 'fz/#', pattern: 'fz/{device}/{metric}', series: '{device}.{metric}' }];
-    const under = await startDaemonUnderTest('f9b', rules);
-    const { daemon } = under;
-    const nowMs = Date.now();
-    const base = nowMs - 86_400_000 - E2E_MESSAGES * 1000;
-    const receivedBefore = daemon.ingestor.counters.received;
-    const rejectedBefore = { ...daemon.ingestor.counters.rejected };
-    const storedBefore = daemon.ingestor.counters.stored;
+  it(
+    `F9b: ${E2E_MESSAGES.toLocaleString('en-US')} fuzzed QoS 1 messages to a running daemon: no crash, every message accounted for`,
+    { timeout: 540_000 },
+    async () => {
+      const rules: TopicRule[] = [{ filter: 'fz/#', pattern: 'fz/{device}/{metric}', series: '{device}.{metric}' }];
+      const under = await startDaemonUnderTest('f9b', rules);
+      const { daemon } = under;
+      const nowMs = Date.now();
+      const base = nowMs - 86_400_000 - E2E_MESSAGES * 1000;
+      const receivedBefore = daemon.ingestor.counters.received;
+      const rejectedBefore = { ...daemon.ingestor.counters.rejected };
+      const storedBefore = daemon.ingestor.counters.stored;
 
-    // The oracle: the same messages through a fresh Ingestor, in this process, as they are generated.
-    const oracleStore = countingStore();
-    const oracle = new Ingestor({ store: oracleStore.store, mapper: createTopicMapper(rules), limits: LIMITS, clock: Date.now, log: quietLog });
-    const payloads = payloadArb(nowMs);
-    let validCount = 0;
-    let bytesSent = 0;
-    const CHUNK = 1000;
-    /** Payloads are drawn 100 at a time: generating a thousand at once would block the loop being measured. */
-    const SAMPLE = 100;
-    let fuzzed: Uint8Array[] = [];
-    function* messages(from: number, to: number): Generator<BurstMessage> {
-      for (let seq = from; seq <= to; seq++) {
-        if ((seq - 1) % SAMPLE === 0) fuzzed = fc.sample(payloads, { numRuns: SAMPLE, seed: SEED + seq });
-        let topic: string;
-        let payload: Buffer;
-        if (seq % VALID_EVERY === 0) {
-          validCount++;
-          topic = 'fz/valid/seq';
-          payload = Buffer.from(`{"value": ${seq}, "ts": ${base + seq * 1000}}`);
-        } else {
-          topic = `fz/d${seq % 16}/m`;
-          payload = Buffer.from(fuzzed[(seq - 1) % SAMPLE]);
+      // The oracle: the same messages through a fresh Ingestor, in this process, as they are generated.
+      const oracleStore = countingStore();
+      const oracle = new Ingestor({ store: oracleStore.store, mapper: createTopicMapper(rules), limits: LIMITS, clock: Date.now, log: quietLog });
+      const payloads = payloadArb(nowMs);
+      let validCount = 0;
+      let bytesSent = 0;
+      const CHUNK = 1000;
+      /** Payloads are drawn 100 at a time: generating a thousand at once would block the loop being measured. */
+      const SAMPLE = 100;
+      let fuzzed: Uint8Array[] = [];
+      function* messages(from: number, to: number): Generator<BurstMessage> {
+        for (let seq = from; seq <= to; seq++) {
+          if ((seq - 1) % SAMPLE === 0) fuzzed = fc.sample(payloads, { numRuns: SAMPLE, seed: SEED + seq });
+          let topic: string;
+          let payload: Buffer;
+          if (seq % VALID_EVERY === 0) {
+            validCount++;
+            topic = 'fz/valid/seq';
+            payload = Buffer.from(`{"value": ${seq}, "ts": ${base + seq * 1000}}`);
+          } else {
+            topic = `fz/d${seq % 16}/m`;
+            payload = Buffer.from(fuzzed[(seq - 1) % SAMPLE]);
+          }
+          oracle.handle(topic, payload);
+          bytesSent += payload.byteLength;
+          yield { seq, topic, payload };
         }
-        oracle.handle(topic, payload);
-        bytesSent += payload.byteLength;
-        yield { seq, topic, payload };
       }
-    }
 
-    const sensor = await publisher(`sensor-f9b-${rand()}`);
-    const rssBefore = process.memoryUsage().rss;
-    const delay = monitorEventLoopDelay({ resolution: 10 });
-    delay.enable();
-    const started = performance.now();
-    let acked = 0;
-    let attempted = 0;
-    const failed: string[] = [];
-    for (let from = 1; from <= E2E_MESSAGES; from += CHUNK) {
-      const to = Math.min(E2E_MESSAGES, from + CHUNK - 1);
-      const burst = await publishBurst(sensor, messages(from, to), { window: 64 });
-      acked += burst.acked.size;
-      attempted += burst.attempted;
-      failed.push(...burst.failed.values());
-      // Bounded lead: the daemon, not the broker's queue, holds the backlog.
-      await waitFor(() => daemon.ingestor.counters.received - receivedBefore >= acked - MAX_LEAD, 120_000, `the daemon to catch up to ${acked - MAX_LEAD}`);
-    }
-    await waitFor(() => daemon.ingestor.counters.received - receivedBefore >= acked, 120_000, `all ${acked} acked messages to be received`);
-    const elapsedMs = performance.now() - started;
-    delay.disable();
-    const rssAfter = process.memoryUsage().rss;
+      const sensor = await publisher(`sensor-f9b-${rand()}`);
+      const rssBefore = process.memoryUsage().rss;
+      const delay = monitorEventLoopDelay({ resolution: 10 });
+      delay.enable();
+      const started = performance.now();
+      let acked = 0;
+      let attempted = 0;
+      const failed: string[] = [];
+      for (let from = 1; from <= E2E_MESSAGES; from += CHUNK) {
+        const to = Math.min(E2E_MESSAGES, from + CHUNK - 1);
+        const burst = await publishBurst(sensor, messages(from, to), { window: 64 });
+        acked += burst.acked.size;
+        attempted += burst.attempted;
+        failed.push(...burst.failed.values());
+        // Bounded lead: the daemon, not the broker's queue, holds the backlog.
+        await waitFor(
+          () => daemon.ingestor.counters.received - receivedBefore >= acked - MAX_LEAD,
+          120_000,
+          `the daemon to catch up to ${acked - MAX_LEAD}`,
+        );
+      }
+      await waitFor(() => daemon.ingestor.counters.received - receivedBefore >= acked, 120_000, `all ${acked} acked messages to be received`);
+      const elapsedMs = performance.now() - started;
+      delay.disable();
+      const rssAfter = process.memoryUsage().rss;
 
-    // Still answering: a last valid reading is stored.
-    const lastSeq = E2E_MESSAGES + VALID_EVERY;
-    await sensor.publishAsync('fz/valid/seq', `{"value": ${lastSeq}, "ts": ${base + lastSeq * 1000}}`, { qos: 1 });
-    await waitFor(() => daemon.readings.latest('valid.seq')?.value === lastSeq, 15_000, 'the daemon to store a reading after the run');
-    const stillConnected = daemon.client.connected;
-    const disconnects = under.disconnects();
-    const counters = structuredClone(daemon.ingestor.counters);
-    const droppedTotal = await dropped.fresh();
-    await under.stop();
+      // Still answering: a last valid reading is stored.
+      const lastSeq = E2E_MESSAGES + VALID_EVERY;
+      await sensor.publishAsync('fz/valid/seq', `{"value": ${lastSeq}, "ts": ${base + lastSeq * 1000}}`, { qos: 1 });
+      await waitFor(() => daemon.readings.latest('valid.seq')?.value === lastSeq, 15_000, 'the daemon to store a reading after the run');
+      const stillConnected = daemon.client.connected;
+      const disconnects = under.disconnects();
+      const counters = structuredClone(daemon.ingestor.counters);
+      const droppedTotal = await dropped.fresh();
+      await under.stop();
 
-    const received = counters.received - receivedBefore - 1;
-    const rejected = Object.fromEntries(REJECTION_REASONS.map((reason) => [reason, counters.rejected[reason] - rejectedBefore[reason]])) as Record<RejectionReason, number>;
-    const rejectedTotal = sum(rejected);
-    const acceptedMessages = received - rejectedTotal;
-    const oracleRejected = oracle.counters.rejected;
-    const oracleAccepted = oracle.counters.received - oracle.rejectedTotal();
-    const readingsStoredOrAbsorbed = counters.stored - storedBefore - 1 + counters.duplicates;
+      const received = counters.received - receivedBefore - 1;
+      const rejected = Object.fromEntries(REJECTION_REASONS.map((reason) => [reason, counters.rejected[reason] - rejectedBefore[reason]])) as Record<
+        RejectionReason,
+        number
+      >;
+      const rejectedTotal = sum(rejected);
+      const acceptedMessages = received - rejectedTotal;
+      const oracleRejected = oracle.counters.rejected;
+      const oracleAccepted = oracle.counters.received - oracle.rejectedTotal();
+      const readingsStoredOrAbsorbed = counters.stored - storedBefore - 1 + counters.duplicates;
 
-    // The file: every valid seq, the counters' readings, the schema, the tree.
-    const db = new Database(daemon.databasePath, { readonly: true, fileMustExist: true });
-    let validStored: Set<number>;
-    let fuzzRows: number;
-    let deadLetters: number;
-    try {
-      validStored = new Set(
-        (db.prepare("SELECT r.v FROM readings r JOIN series s ON s.id = r.series_id WHERE s.name = 'valid.seq'").pluck().all() as number[]),
+      // The file: every valid seq, the counters' readings, the schema, the tree.
+      const db = new Database(daemon.databasePath, { readonly: true, fileMustExist: true });
+      let validStored: Set<number>;
+      let fuzzRows: number;
+      let deadLetters: number;
+      try {
+        validStored = new Set(
+          db.prepare("SELECT r.v FROM readings r JOIN series s ON s.id = r.series_id WHERE s.name = 'valid.seq'").pluck().all() as number[],
+        );
+        fuzzRows = db.prepare("SELECT count(*) FROM readings r JOIN series s ON s.id = r.series_id WHERE s.name LIKE 'd%'").pluck().get() as number;
+        deadLetters = db.prepare('SELECT count(*) FROM dead_letters').pluck().get() as number;
+      } finally {
+        db.close();
+      }
+      const missingValid: number[] = [];
+      for (let seq = VALID_EVERY; seq <= E2E_MESSAGES; seq += VALID_EVERY) if (!validStored.has(seq)) missingValid.push(seq);
+      const schemaAfter = readSchema(daemon.databasePath);
+      const files = strayFiles(under);
+      const throughput = Math.round(received / (elapsedMs / 1000));
+
+      fuzzReport['F9b messages'] = received;
+      fuzzReport['F9b crashes'] = stillConnected ? 0 : 1;
+      fuzzReport['F9b schema changes'] = schemaAfter.join('\n') === under.schemaBefore.join('\n') ? 0 : 1;
+      fuzzReport['F9b files outside state'] = files.outside.length;
+      fuzzReport['F9b loop delay max'] = ms(delay.max);
+      fuzzReport['F9b loop delay p99'] = ms(delay.percentile(99));
+      fuzzReport['F9b RSS delta'] = megabytes(rssAfter - rssBefore);
+      fuzzReport['F9b msg/s'] = throughput;
+      console.log(
+        `F9b rejected by reason: ${JSON.stringify(nonZero(rejected))}; ${megabytes(bytesSent)} sent; ${acceptedMessages} messages accepted`,
       );
-      fuzzRows = db.prepare("SELECT count(*) FROM readings r JOIN series s ON s.id = r.series_id WHERE s.name LIKE 'd%'").pluck().get() as number;
-      deadLetters = db.prepare('SELECT count(*) FROM dead_letters').pluck().get() as number;
-    } finally {
-      db.close();
-    }
-    const missingValid: number[] = [];
-    for (let seq = VALID_EVERY; seq <= E2E_MESSAGES; seq += VALID_EVERY) if (!validStored.has(seq)) missingValid.push(seq);
-    const schemaAfter = readSchema(daemon.databasePath);
-    const files = strayFiles(under);
-    const throughput = Math.round(received / (elapsedMs / 1000));
+      recordFault({
+        fault: 'F9b fuzzed payloads end to end',
+        mechanism: `${E2E_MESSAGES} QoS 1 payloads from fast-check (seed ${SEED}), 1 in ${VALID_EVERY} a valid reading with a unique seq, to an in-process daemon`,
+        published: attempted,
+        acked,
+        stored: `${validStored.size - 1} valid + ${fuzzRows} fuzz readings`,
+        duplicates: counters.duplicates,
+        rejected: rejectedTotal,
+        brokerDropped: dropped.updates ? droppedTotal : 'unknown',
+        lost: missingValid.length + (acked - received),
+        recovery: 'n/a',
+        note:
+          `received = ${acceptedMessages} accepted + ${rejectedTotal} rejected, as a replay predicts; duplicates: fuzz readings with the same ` +
+          `series and ts (receive-time stamps in one message or one ms, repeated timestamps), absorbed by the primary key; loop delay max ${ms(delay.max)} p99 ${ms(delay.percentile(99))}, ${throughput} msg/s, RSS ${megabytes(rssAfter - rssBefore)}`,
+      });
 
-    fuzzReport['F9b messages'] = received;
-    fuzzReport['F9b crashes'] = stillConnected ? 0 : 1;
-    fuzzReport['F9b schema changes'] = schemaAfter.join('\n') === under.schemaBefore.join('\n') ? 0 : 1;
-    fuzzReport['F9b files outside state'] = files.outside.length;
-    fuzzReport['F9b loop delay max'] = ms(delay.max);
-    fuzzReport['F9b loop delay p99'] = ms(delay.percentile(99));
-    fuzzReport['F9b RSS delta'] = megabytes(rssAfter - rssBefore);
-    fuzzReport['F9b msg/s'] = throughput;
-    console.log(`F9b rejected by reason: ${JSON.stringify(nonZero(rejected))}; ${megabytes(bytesSent)} sent; ${acceptedMessages} messages accepted`);
-    recordFault({
-      fault: 'F9b fuzzed payloads end to end',
-      mechanism: `${E2E_MESSAGES} QoS 1 payloads from fast-check (seed ${SEED}), 1 in ${VALID_EVERY} a valid reading with a unique seq, to an in-process daemon`,
-      published: attempted,
-      acked,
-      stored: `${validStored.size - 1} valid + ${fuzzRows} fuzz readings`,
-      duplicates: counters.duplicates,
-      rejected: rejectedTotal,
-      brokerDropped: dropped.updates ? droppedTotal : 'unknown',
-      lost: missingValid.length + (acked - received),
-      recovery: 'n/a',
-      note:
-        `received = ${acceptedMessages} accepted + ${rejectedTotal} rejected, as a replay predicts; duplicates: fuzz readings with the same ` +
-        `series and ts (receive-time stamps in one message or one ms, repeated timestamps), absorbed by the primary key; loop delay max ${ms(delay.max)} p99 ${ms(delay.percentile(99))}, ${throughput} msg/s, RSS ${megabytes(rssAfter - rssBefore)}`,
-    });
-
-    assert.deepEqual(failed, [], 'no publish failed');
-    assert.equal(acked, E2E_MESSAGES, 'the broker acked every publish');
-    assert.ok(stillConnected, 'the daemon is still connected (no crash)');
-    assert.equal(disconnects, 0, 'the daemon never lost its broker connection');
-    assert.deepEqual(under.errorLines, [], 'no error was logged');
-    assert.equal(received, acked, 'every acked message was received once (no loss, no redelivery)');
-    assert.deepEqual(missingValid.slice(0, 10), [], `${missingValid.length} valid readings not stored`);
-    assert.equal(validStored.size - 1, validCount, 'nothing but the valid readings in valid.seq');
-    // Every message accounted for: accepted + rejected by reason, exactly as the replay predicts.
-    assert.deepEqual(nonZero(rejected), nonZero(oracleRejected), 'rejections by reason match the replay');
-    assert.equal(acceptedMessages, oracleAccepted, 'accepted messages match the replay');
-    assert.equal(readingsStoredOrAbsorbed, oracleStore.readings(), 'readings stored or absorbed as duplicates match the replay');
-    assert.equal(fuzzRows, counters.stored - storedBefore - 1 - validCount, 'the file holds what the stored counter says');
-    assert.equal(deadLetters, sum(counters.rejected), 'every rejected message was dead-lettered');
-    assert.equal(counters.deadLetterFailures, 0);
-    assert.deepEqual(schemaAfter, under.schemaBefore, 'sqlite_schema unchanged');
-    assert.deepEqual(files.outside, [], 'no file outside the state directory');
-    assert.deepEqual(files.unexpected, [], 'nothing unexpected in the state directory');
-    assert.equal(dropped.updates > 0 ? droppedTotal : 0, 0, 'the broker dropped nothing');
-    // A speed limit, not a behaviour: it holds on a quiet machine (the long run, npm run test:faults, checks it) but not
-    // beside other test files on two busy cores, so the default run only reports the figure (in the fault row above).
-    if (LONG) assert.ok(delay.percentile(99) < 100e6, `event-loop delay p99 ${ms(delay.percentile(99))} < 100 ms`);
-  });
+      assert.deepEqual(failed, [], 'no publish failed');
+      assert.equal(acked, E2E_MESSAGES, 'the broker acked every publish');
+      assert.ok(stillConnected, 'the daemon is still connected (no crash)');
+      assert.equal(disconnects, 0, 'the daemon never lost its broker connection');
+      assert.deepEqual(under.errorLines, [], 'no error was logged');
+      assert.equal(received, acked, 'every acked message was received once (no loss, no redelivery)');
+      assert.deepEqual(missingValid.slice(0, 10), [], `${missingValid.length} valid readings not stored`);
+      assert.equal(validStored.size - 1, validCount, 'nothing but the valid readings in valid.seq');
+      // Every message accounted for: accepted + rejected by reason, exactly as the replay predicts.
+      assert.deepEqual(nonZero(rejected), nonZero(oracleRejected), 'rejections by reason match the replay');
+      assert.equal(acceptedMessages, oracleAccepted, 'accepted messages match the replay');
+      assert.equal(readingsStoredOrAbsorbed, oracleStore.readings(), 'readings stored or absorbed as duplicates match the replay');
+      assert.equal(fuzzRows, counters.stored - storedBefore - 1 - validCount, 'the file holds what the stored counter says');
+      assert.equal(deadLetters, sum(counters.rejected), 'every rejected message was dead-lettered');
+      assert.equal(counters.deadLetterFailures, 0);
+      assert.deepEqual(schemaAfter, under.schemaBefore, 'sqlite_schema unchanged');
+      assert.deepEqual(files.outside, [], 'no file outside the state directory');
+      assert.deepEqual(files.unexpected, [], 'nothing unexpected in the state directory');
+      assert.equal(dropped.updates > 0 ? droppedTotal : 0, 0, 'the broker dropped nothing');
+      // A speed limit, not a behaviour: it holds on a quiet machine (the long run, npm run test:faults, checks it) but not
+      // beside other test files on two busy cores, so the default run only reports the figure (in the fault row above).
+      if (LONG) assert.ok(delay.percentile(99) < 100e6, `event-loop delay p99 ${ms(delay.percentile(99))} < 100 ms`);
+    },
+  );
 
   it('F9c: hostile topics become safe series names or counted rejections; no schema change, no stray file', { timeout: 240_000 }, async () => {
     const rules: TopicRule[] = [
@@ -642,7 +696,10 @@ describe('F9b/F9c: fuzzing a running daemon on a private Mosquitto', { skip, tim
       ...HOSTILE_TOPICS,
       ...HOSTILE_LEVELS.flatMap((level) => [`raw/${level}`, `sensors/${level}/t`, `sensors/d/${level}`]),
       // The 128-character limit of a series name, from both sides.
-      `raw/${'a'.repeat(128)}`, `raw/${'a'.repeat(129)}`, `sensors/${'a'.repeat(126)}/t`, `sensors/${'a'.repeat(127)}/t`,
+      `raw/${'a'.repeat(128)}`,
+      `raw/${'a'.repeat(129)}`,
+      `sensors/${'a'.repeat(126)}/t`,
+      `sensors/${'a'.repeat(127)}/t`,
       ...EXTREME_TOPICS.map(({ topic }) => topic),
       ...fc.sample(fuzzTopicArb, { numRuns: E2E_FUZZED_TOPICS, seed: SEED }),
     ];
@@ -653,7 +710,11 @@ describe('F9b/F9c: fuzzing a running daemon on a private Mosquitto', { skip, tim
       expected.map(({ topic, value }): BurstMessage => ({ seq: value, topic, payload: `{"value": ${value}, "ts": ${base + value * 1000}}` })),
       { window: 64 },
     );
-    await waitFor(() => daemon.ingestor.counters.received - receivedBefore >= burst.acked.size, 60_000, `all ${burst.acked.size} acked messages to be received`);
+    await waitFor(
+      () => daemon.ingestor.counters.received - receivedBefore >= burst.acked.size,
+      60_000,
+      `all ${burst.acked.size} acked messages to be received`,
+    );
 
     // What MQTT forbids, each from a client of its own (a refused publish would otherwise be re-sent on reconnect).
     const refused: Array<{ label: string; outcome: string }> = [];
@@ -700,9 +761,15 @@ describe('F9b/F9c: fuzzing a running daemon on a private Mosquitto', { skip, tim
     const lost = accepted.filter(({ series, value }) => !storedValues.get(series!)?.has(value));
     const rejectedExpected = emptyTally();
     for (const { reason } of expected) if (reason) rejectedExpected[reason]++;
-    const rejected = Object.fromEntries(REJECTION_REASONS.map((reason) => [reason, counters.rejected[reason] - rejectedBefore[reason]])) as Record<RejectionReason, number>;
+    const rejected = Object.fromEntries(REJECTION_REASONS.map((reason) => [reason, counters.rejected[reason] - rejectedBefore[reason]])) as Record<
+      RejectionReason,
+      number
+    >;
     const letterKeys = letterRows.map(({ hex: topicHex, reason }) => `${reason}:${topicHex}`).sort();
-    const expectedLetterKeys = expected.filter((entry) => entry.reason).map(({ topic, reason }) => `${reason}:${hex(capTopic(deliveredText(topic)))}`).sort();
+    const expectedLetterKeys = expected
+      .filter((entry) => entry.reason)
+      .map(({ topic, reason }) => `${reason}:${hex(capTopic(deliveredText(topic)))}`)
+      .sort();
     const longest = Math.max(...topics.map((topic) => Buffer.byteLength(topic)));
 
     fuzzReport['F9c topics'] = topics.length + refused.length;
@@ -710,7 +777,12 @@ describe('F9b/F9c: fuzzing a running daemon on a private Mosquitto', { skip, tim
     fuzzReport['F9c schema changes'] = schemaAfter.join('\n') === under.schemaBefore.join('\n') ? 0 : 1;
     fuzzReport['F9c files outside state'] = files.outside.length;
     console.log(`F9c refused before the daemon: ${refused.map(({ label, outcome }) => `${label}: ${outcome}`).join('; ')}`);
-    console.log(`F9c accepted names include: ${[...expectedNames.keys()].filter((name) => /\.\.|__proto__|constructor|^(CON|nul)$/.test(name)).slice(0, 12).join(' ')}`);
+    console.log(
+      `F9c accepted names include: ${[...expectedNames.keys()]
+        .filter((name) => /\.\.|__proto__|constructor|^(CON|nul)$/.test(name))
+        .slice(0, 12)
+        .join(' ')}`,
+    );
     recordFault({
       fault: 'F9c hostile topics and series names',
       mechanism: `${topics.length} QoS 1 topics (traversal, SQL, quotes, bidi, ${longest}-byte and 201-level topics, ${E2E_FUZZED_TOPICS} fuzzed) through 3 topic rules; ${refused.length} forbidden topics from throwaway clients`,
@@ -718,7 +790,9 @@ describe('F9b/F9c: fuzzing a running daemon on a private Mosquitto', { skip, tim
       acked: burst.acked.size,
       stored: `${accepted.length} readings in ${expectedNames.size} series`,
       duplicates: counters.duplicates,
-      rejected: `${sum(rejected)} (${Object.entries(nonZero(rejected)).map(([reason, count]) => `${reason} ${count}`).join(', ')})`,
+      rejected: `${sum(rejected)} (${Object.entries(nonZero(rejected))
+        .map(([reason, count]) => `${reason} ${count}`)
+        .join(', ')})`,
       brokerDropped: dropped.updates ? droppedTotal : 'unknown',
       lost: lost.length,
       recovery: 'n/a',

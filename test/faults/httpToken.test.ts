@@ -41,7 +41,11 @@ describe('HTTP token (F17)', { skip, timeout: 90_000 }, () => {
       log: { level: 'debug' },
     });
     daemon = spawnDaemon(configPath, { FORECASTD_HTTP_TOKEN: token });
-    const listening = await daemon.waitForLog((line) => typeof line.url === 'string' && /dashboard and metrics at/.test(String(line.msg)), 30_000, 'its HTTP address');
+    const listening = await daemon.waitForLog(
+      (line) => typeof line.url === 'string' && /dashboard and metrics at/.test(String(line.msg)),
+      30_000,
+      'its HTTP address',
+    );
     const base = String(listening.url);
     await daemon.waitForLog((line) => line.msg === 'connected to broker', 30_000, 'its broker connection');
 
@@ -71,7 +75,10 @@ describe('HTTP token (F17)', { skip, timeout: 90_000 }, () => {
     const outcome = await daemon.stop();
     assert.equal(outcome.code, 0, 'stops cleanly');
     const output = [...daemon.lines.map((line) => JSON.stringify(line)), daemon.stderr()];
-    assert.ok(daemon.lines.some((line) => line.level === 20), 'debug lines were written');
+    assert.ok(
+      daemon.lines.some((line) => line.level === 20),
+      'debug lines were written',
+    );
     const leaks = output.filter((text) => text.includes(token));
     assert.deepEqual(leaks, [], 'the token is in no log line and not on stderr');
 

@@ -82,37 +82,48 @@ describe('F3 partitions between forecastd and its broker', { skip, timeout: LONG
   let prefix: string;
   const base = readingsBaseTs(100_000);
 
-  before(async () => {
-    mosquitto = await startMosquitto();
-    dropped = await watchSysCounter(mosquitto.url);
-    proxy = await startTcpProxy(mosquitto.port);
-    stateDir = mkdtempSync(join(tmpdir(), 'forecastd-fault-f3-'));
-    await copyTrainedState(stateDir);
-    databasePath = join(stateDir, 'forecastd.db');
-    prefix = `f3-${rand()}`;
-    const configPath = join(stateDir, 'forecastd.yaml');
-    writeYaml(
-      configPath,
-      ingestDaemonConfig(proxy.url, `forecastd-${prefix}`, stateDir, [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }], {
-        mqtt: { keepaliveSeconds: KEEPALIVE_S, reconnectSeconds: RECONNECT_S, reconnectMaxSeconds: RECONNECT_MAX_S },
-      }),
-    );
-    daemon = spawnDaemon(configPath);
-    await daemon.waitForLog(subscribedTo([`${prefix}/+/+`]), 20_000, 'its subscription');
-    sensor = await mqtt.connectAsync(mosquitto.url, { protocolVersion: 5, clientId: `sensor-${prefix}`, reconnectPeriod: 200, connectTimeout: 5000 });
-    sensor.on('error', () => undefined);
-  }, { timeout: 60_000 });
+  before(
+    async () => {
+      mosquitto = await startMosquitto();
+      dropped = await watchSysCounter(mosquitto.url);
+      proxy = await startTcpProxy(mosquitto.port);
+      stateDir = mkdtempSync(join(tmpdir(), 'forecastd-fault-f3-'));
+      await copyTrainedState(stateDir);
+      databasePath = join(stateDir, 'forecastd.db');
+      prefix = `f3-${rand()}`;
+      const configPath = join(stateDir, 'forecastd.yaml');
+      writeYaml(
+        configPath,
+        ingestDaemonConfig(proxy.url, `forecastd-${prefix}`, stateDir, [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }], {
+          mqtt: { keepaliveSeconds: KEEPALIVE_S, reconnectSeconds: RECONNECT_S, reconnectMaxSeconds: RECONNECT_MAX_S },
+        }),
+      );
+      daemon = spawnDaemon(configPath);
+      await daemon.waitForLog(subscribedTo([`${prefix}/+/+`]), 20_000, 'its subscription');
+      sensor = await mqtt.connectAsync(mosquitto.url, {
+        protocolVersion: 5,
+        clientId: `sensor-${prefix}`,
+        reconnectPeriod: 200,
+        connectTimeout: 5000,
+      });
+      sensor.on('error', () => undefined);
+    },
+    { timeout: 60_000 },
+  );
 
-  after(async () => {
-    if (daemon?.running) daemon.kill('SIGKILL');
-    await daemon?.exited;
-    await sensor?.endAsync(true).catch(() => undefined);
-    await dropped?.close();
-    await proxy?.close();
-    if (mosquitto?.pid !== undefined) process.kill(mosquitto.pid, 'SIGCONT'); // in case a SIGSTOP scenario failed midway
-    await mosquitto?.close();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  }, { timeout: 60_000 });
+  after(
+    async () => {
+      if (daemon?.running) daemon.kill('SIGKILL');
+      await daemon?.exited;
+      await sensor?.endAsync(true).catch(() => undefined);
+      await dropped?.close();
+      await proxy?.close();
+      if (mosquitto?.pid !== undefined) process.kill(mosquitto.pid, 'SIGCONT'); // in case a SIGSTOP scenario failed midway
+      await mosquitto?.close();
+      if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    },
+    { timeout: 60_000 },
+  );
 
   /** Streams readings on its own series, injects the fault mid-stream, heals it, and checks and reports I1–I3. */
   async function partition(label: string, faultName: string, mechanism: string, fault: Fault): Promise<void> {
@@ -126,7 +137,11 @@ describe('F3 partitions between forecastd and its broker', { skip, timeout: LONG
 
     const faultWall = Date.now();
     fault.start();
-    const lost = await daemon.waitForLog((line) => isConnectionLost(line) && lineTime(line) >= faultWall, fault.detectWithinMs + 15_000, `the ${label} partition to be noticed`);
+    const lost = await daemon.waitForLog(
+      (line) => isConnectionLost(line) && lineTime(line) >= faultWall,
+      fault.detectWithinMs + 15_000,
+      `the ${label} partition to be noticed`,
+    );
     const detectMs = lineTime(lost) - faultWall;
     await sleep(Math.max(0, fault.durationMs - (Date.now() - faultWall))); // the fault schedule: how long the partition lasts
     const healWall = Date.now();
@@ -134,7 +149,11 @@ describe('F3 partitions between forecastd and its broker', { skip, timeout: LONG
     fault.heal();
     const attempts = proxy.accepted - acceptedBefore;
     const logLinesDuring = daemon.lines.length - linesBefore;
-    const back = await daemon.waitForLog((line) => isConnected(line) && lineTime(line) >= healWall, 30_000, `the daemon to reconnect after the ${label} partition`);
+    const back = await daemon.waitForLog(
+      (line) => isConnected(line) && lineTime(line) >= healWall,
+      30_000,
+      `the daemon to reconnect after the ${label} partition`,
+    );
     const reconnectMs = lineTime(back) - healWall;
     // The broker delivers the session's backlog in order: this many rows means the backlog of the heal is in.
     await waitFor(() => rows.count() >= ackedAtHeal, 60_000, `the ${label} backlog to be stored`);
@@ -160,7 +179,7 @@ describe('F3 partitions between forecastd and its broker', { skip, timeout: LONG
       brokerDropped: dropped.updates ? droppedDuring : 'unknown',
       lost: missing.length,
       recovery: `heal→connected ${secondsText(reconnectMs)}, →backlog stored ${secondsText(caughtUpMs)}`,
-      note: `detected after ${secondsText(detectMs)} (keepalive ${KEEPALIVE_S} s); ${attempts} reconnect attempts in ${secondsText(healWall - faultWall)} (bound ${attemptBound}); ${logLinesDuring} log lines meanwhile; the daemon kept running; sessionPresent ${back.sessionPresent} after`,
+      note: `detected after ${secondsText(detectMs)} (keepalive ${KEEPALIVE_S} s); ${attempts} reconnect attempts in ${secondsText(healWall - faultWall)} (bound ${attemptBound}); ${logLinesDuring} log lines meanwhile; the daemon kept running; sessionPresent ${String(back.sessionPresent)} after`,
     });
 
     assert.ok(daemon.running, 'the daemon kept running through the partition');
@@ -186,36 +205,63 @@ describe('F3 partitions between forecastd and its broker', { skip, timeout: LONG
 
   for (const refuseMs of REFUSE_MS) {
     const seconds = refuseMs / 1000;
-    it(`F3a refuse: connection dropped and new ones refused for ${seconds} s, then healed: reconnects back off, nothing lost`, { timeout: refuseMs + 60_000 }, async () => {
-      await partition(`refuse${seconds}`, `F3a partition: refuse ${seconds} s`, `TCP proxy drops the connection and closes every new one for ${seconds} s`, {
-        start: () => proxy.refuse(),
-        heal: () => proxy.heal(),
-        durationMs: refuseMs,
-        detectWithinMs: 2000,
-      });
-    });
+    it(
+      `F3a refuse: connection dropped and new ones refused for ${seconds} s, then healed: reconnects back off, nothing lost`,
+      { timeout: refuseMs + 60_000 },
+      async () => {
+        await partition(
+          `refuse${seconds}`,
+          `F3a partition: refuse ${seconds} s`,
+          `TCP proxy drops the connection and closes every new one for ${seconds} s`,
+          {
+            start: () => proxy.refuse(),
+            heal: () => proxy.heal(),
+            durationMs: refuseMs,
+            detectWithinMs: 2000,
+          },
+        );
+      },
+    );
   }
 
-  it(`F3b black hole for ${SILENT_PARTITION_MS / 1000} s (2× keepalive): keepalive notices, the daemon reconnects after the heal`, { timeout: 90_000 }, async () => {
-    await partition('blackhole', 'F3b partition: black hole', `TCP proxy forwards nothing either way for ${SILENT_PARTITION_MS / 1000} s, sockets left open`, {
-      start: () => proxy.blackhole(),
-      heal: () => proxy.heal(),
-      durationMs: SILENT_PARTITION_MS,
-      // mqtt.js pings after one keepalive of silence and gives up half a keepalive later; then a ping period of slack.
-      detectWithinMs: 1.5 * KEEPALIVE_S * 1000 + 2500,
-    });
-  });
+  it(
+    `F3b black hole for ${SILENT_PARTITION_MS / 1000} s (2× keepalive): keepalive notices, the daemon reconnects after the heal`,
+    { timeout: 90_000 },
+    async () => {
+      await partition(
+        'blackhole',
+        'F3b partition: black hole',
+        `TCP proxy forwards nothing either way for ${SILENT_PARTITION_MS / 1000} s, sockets left open`,
+        {
+          start: () => proxy.blackhole(),
+          heal: () => proxy.heal(),
+          durationMs: SILENT_PARTITION_MS,
+          // mqtt.js pings after one keepalive of silence and gives up half a keepalive later; then a ping period of slack.
+          detectWithinMs: 1.5 * KEEPALIVE_S * 1000 + 2500,
+        },
+      );
+    },
+  );
 
-  it(`F3b SIGSTOP of the broker for ${SILENT_PARTITION_MS / 1000} s: keepalive notices, the daemon reconnects after SIGCONT`, { timeout: 90_000 }, async () => {
-    const pid = mosquitto.pid;
-    assert.ok(pid !== undefined, 'the broker this test started is running');
-    await partition('sigstop', 'F3b partition: broker SIGSTOP', `kill -STOP of the broker process for ${SILENT_PARTITION_MS / 1000} s, then -CONT (sensor stalls too)`, {
-      start: () => process.kill(pid, 'SIGSTOP'),
-      heal: () => process.kill(pid, 'SIGCONT'),
-      durationMs: SILENT_PARTITION_MS,
-      detectWithinMs: 1.5 * KEEPALIVE_S * 1000 + 2500,
-    });
-  });
+  it(
+    `F3b SIGSTOP of the broker for ${SILENT_PARTITION_MS / 1000} s: keepalive notices, the daemon reconnects after SIGCONT`,
+    { timeout: 90_000 },
+    async () => {
+      const pid = mosquitto.pid;
+      assert.ok(pid !== undefined, 'the broker this test started is running');
+      await partition(
+        'sigstop',
+        'F3b partition: broker SIGSTOP',
+        `kill -STOP of the broker process for ${SILENT_PARTITION_MS / 1000} s, then -CONT (sensor stalls too)`,
+        {
+          start: () => process.kill(pid, 'SIGSTOP'),
+          heal: () => process.kill(pid, 'SIGCONT'),
+          durationMs: SILENT_PARTITION_MS,
+          detectWithinMs: 1.5 * KEEPALIVE_S * 1000 + 2500,
+        },
+      );
+    },
+  );
 
   it('the daemon ran through every partition and stops cleanly, with an intact database', { timeout: 30_000 }, async () => {
     assert.ok(daemon.running, 'still running');

@@ -24,7 +24,15 @@ import { waitFor } from '../helpers/broker.js';
 import { spawnDaemon, writeYaml, type DaemonProcess, type LogLine } from '../helpers/daemonProcess.js';
 import { recordFault, secondsText } from '../helpers/faultReport.js';
 import { publishBurst, readingBurst, type BurstResult } from '../helpers/load.js';
-import { MOSQUITTO_BIN, mosquittoAvailable, startMosquitto, watchSysCounter, type MosquittoOptions, type PrivateMosquitto, type SysCounter } from '../helpers/mosquitto.js';
+import {
+  MOSQUITTO_BIN,
+  mosquittoAvailable,
+  startMosquitto,
+  watchSysCounter,
+  type MosquittoOptions,
+  type PrivateMosquitto,
+  type SysCounter,
+} from '../helpers/mosquitto.js';
 import { ingestDaemonConfig, isConnected, readingsBaseTs, readStored, rowCounter, subscribedTo } from '../helpers/storedReadings.js';
 import { copyTrainedState } from '../helpers/realisticState.js';
 import { parseExposition, sampleValue } from '../http/promText.js';
@@ -40,7 +48,8 @@ const WINDOW = 64;
 
 const rand = () => Math.random().toString(16).slice(2, 10);
 const isDropWarning = (line: LogLine) => line.msg === BROKER_DROPPED_MESSAGE;
-const isHttpListening = (line: LogLine) => typeof line.msg === 'string' && line.msg.startsWith('dashboard and metrics at') && typeof line.url === 'string';
+const isHttpListening = (line: LogLine) =>
+  typeof line.msg === 'string' && line.msg.startsWith('dashboard and metrics at') && typeof line.url === 'string';
 
 /** The broker's drop counter once it has stopped moving: the next $SYS update (or its absence for 2.5 s) after `settled()`. */
 async function settledDrops(dropped: SysCounter, settled: () => boolean): Promise<number> {
@@ -88,14 +97,17 @@ describe('F4: the daemon offline for longer than the broker queues for it', { sk
   const clients: MqttClient[] = [];
   const dirs: string[] = [];
 
-  after(async () => {
-    for (const daemon of daemons) if (daemon.running) daemon.kill('SIGKILL');
-    await Promise.all(daemons.map((daemon) => daemon.exited));
-    await Promise.all(clients.map((client) => client.endAsync(true).catch(() => undefined)));
-    await Promise.all(watchers.map((watcher) => watcher.close()));
-    await Promise.all(brokers.map((started) => started.close()));
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  }, { timeout: 60_000 });
+  after(
+    async () => {
+      for (const daemon of daemons) if (daemon.running) daemon.kill('SIGKILL');
+      await Promise.all(daemons.map((daemon) => daemon.exited));
+      await Promise.all(clients.map((client) => client.endAsync(true).catch(() => undefined)));
+      await Promise.all(watchers.map((watcher) => watcher.close()));
+      await Promise.all(brokers.map((started) => started.close()));
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    },
+    { timeout: 60_000 },
+  );
 
   /**
    * Live readings, a graceful stop, OUTAGE readings while the daemon is down, a restart, AFTER readings; returns what
@@ -128,7 +140,12 @@ describe('F4: the daemon offline for longer than the broker queues for it', { sk
     );
     const topic = `${prefix}/dev/temp`;
     const base = readingsBaseTs(LIVE + OUTAGE + AFTER);
-    const sensor = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `sensor-${prefix}`, reconnectPeriod: 200, connectTimeout: 5000 });
+    const sensor = await mqtt.connectAsync(broker.url, {
+      protocolVersion: 5,
+      clientId: `sensor-${prefix}`,
+      reconnectPeriod: 200,
+      connectTimeout: 5000,
+    });
     sensor.on('error', () => undefined);
     clients.push(sensor);
     const rows = rowCounter(databasePath, 'dev.temp');
@@ -198,88 +215,118 @@ describe('F4: the daemon offline for longer than the broker queues for it', { sk
     return undefined;
   }
 
-  it(`Mosquitto's default queue (max_queued_messages ${DEFAULT_QUEUE}): ${OUTAGE} readings during the outage, the excess dropped and counted: acked = stored + dropped exactly`, { timeout: 90_000 }, async () => {
-    const run = await outageRun('default', { maxQueuedMessages: DEFAULT_QUEUE, maxQueuedBytes: 0 }, {});
-    // forecastd sees the broker's count: a warning with the figure, and the gauge.
-    const warning = await run.daemon.waitForLog((line) => isDropWarning(line) && line.dropped === run.sysDropped, 15_000, `its warning about ${run.sysDropped} dropped messages`);
-    const gauge = await scrapeGauge(run.daemon);
-    const outcome = await run.finish();
+  it(
+    `Mosquitto's default queue (max_queued_messages ${DEFAULT_QUEUE}): ${OUTAGE} readings during the outage, the excess dropped and counted: acked = stored + dropped exactly`,
+    { timeout: 90_000 },
+    async () => {
+      const run = await outageRun('default', { maxQueuedMessages: DEFAULT_QUEUE, maxQueuedBytes: 0 }, {});
+      // forecastd sees the broker's count: a warning with the figure, and the gauge.
+      const warning = await run.daemon.waitForLog(
+        (line) => isDropWarning(line) && line.dropped === run.sysDropped,
+        15_000,
+        `its warning about ${run.sysDropped} dropped messages`,
+      );
+      const gauge = await scrapeGauge(run.daemon);
+      const outcome = await run.finish();
 
-    const figures = outageFigures(outcome);
-    const outageStored = [...outcome.outage.acked].filter((seq) => outcome.stored.has(seq)).sort((a, b) => a - b);
-    const dropLines = run.broker.droppedLogLines();
-    recordFault({
-      fault: 'F4 offline > broker queue (default 1000)',
-      mechanism: `daemon stopped; ${OUTAGE} QoS 1 readings published; Mosquitto max_queued_messages ${DEFAULT_QUEUE}, no byte limit; daemon restarted`,
-      ...figures,
-      recovery: `restart→queue drained ${secondsText(outcome.recoveryMs)}`,
-      note: `the broker's queue limit, counted: $SYS dropped ${outcome.sysDropped} = forecastd's warning (${String(warning.dropped)}) = its gauge (${gauge}); broker log "${dropLines[0]?.replace(/^\d+: /, '') ?? 'none'}"; it kept the oldest ${outageStored.length} (seq ${outageStored[0]}–${outageStored.at(-1)}). Fix: a large max_queued_messages + max_queued_bytes (next row, docs/reliability.md)`,
-    });
-    assert.equal(outcome.sessionPresent, true, 'the session survived the outage (only its queue overflowed)');
-    assert.ok(outcome.sysDropped > 0, 'the broker dropped part of the outage');
-    assert.equal(outcome.finalDropped, outcome.sysDropped, 'no drops once the daemon was back (it drained the queue before more came)');
-    assert.equal(figures.acked, outcome.stored.size + outcome.sysDropped, 'I3: acked = stored + broker-dropped, nothing unexplained');
-    assert.equal(outageStored.length, OUTAGE - outcome.sysDropped, 'every outage reading is either stored or counted as dropped');
-    assert.ok(outageStored.length >= DEFAULT_QUEUE, `the broker kept at least its queue limit (${outageStored.length})`);
-    assert.deepEqual(
-      outageStored,
-      Array.from({ length: outageStored.length }, (_, index) => LIVE + 1 + index),
-      'Mosquitto keeps the oldest messages and drops the newer ones',
-    );
-    for (const seq of [...outcome.live.acked, ...outcome.after.acked]) assert.ok(outcome.stored.has(seq), `seq ${seq}, published while the daemon was up, is stored`);
-    assert.equal(outcome.duplicateRows, 0);
-    assert.ok(dropLines.some((line) => line.includes(outcome.clientId)), `the broker log names the daemon's session: ${dropLines.join(' / ')}`);
-    assert.equal(warning.dropped, outcome.sysDropped, "the daemon's warning carries the broker's figure");
-    assert.equal(gauge, outcome.sysDropped, "forecastd_broker_dropped_messages equals the broker's $SYS value");
-  });
+      const figures = outageFigures(outcome);
+      const outageStored = [...outcome.outage.acked].filter((seq) => outcome.stored.has(seq)).sort((a, b) => a - b);
+      const dropLines = run.broker.droppedLogLines();
+      recordFault({
+        fault: 'F4 offline > broker queue (default 1000)',
+        mechanism: `daemon stopped; ${OUTAGE} QoS 1 readings published; Mosquitto max_queued_messages ${DEFAULT_QUEUE}, no byte limit; daemon restarted`,
+        ...figures,
+        recovery: `restart→queue drained ${secondsText(outcome.recoveryMs)}`,
+        note: `the broker's queue limit, counted: $SYS dropped ${outcome.sysDropped} = forecastd's warning (${String(warning.dropped)}) = its gauge (${gauge}); broker log "${dropLines[0]?.replace(/^\d+: /, '') ?? 'none'}"; it kept the oldest ${outageStored.length} (seq ${outageStored[0]}–${outageStored.at(-1)}). Fix: a large max_queued_messages + max_queued_bytes (next row, docs/reliability.md)`,
+      });
+      assert.equal(outcome.sessionPresent, true, 'the session survived the outage (only its queue overflowed)');
+      assert.ok(outcome.sysDropped > 0, 'the broker dropped part of the outage');
+      assert.equal(outcome.finalDropped, outcome.sysDropped, 'no drops once the daemon was back (it drained the queue before more came)');
+      assert.equal(figures.acked, outcome.stored.size + outcome.sysDropped, 'I3: acked = stored + broker-dropped, nothing unexplained');
+      assert.equal(outageStored.length, OUTAGE - outcome.sysDropped, 'every outage reading is either stored or counted as dropped');
+      assert.ok(outageStored.length >= DEFAULT_QUEUE, `the broker kept at least its queue limit (${outageStored.length})`);
+      assert.deepEqual(
+        outageStored,
+        Array.from({ length: outageStored.length }, (_, index) => LIVE + 1 + index),
+        'Mosquitto keeps the oldest messages and drops the newer ones',
+      );
+      for (const seq of [...outcome.live.acked, ...outcome.after.acked])
+        assert.ok(outcome.stored.has(seq), `seq ${seq}, published while the daemon was up, is stored`);
+      assert.equal(outcome.duplicateRows, 0);
+      assert.ok(
+        dropLines.some((line) => line.includes(outcome.clientId)),
+        `the broker log names the daemon's session: ${dropLines.join(' / ')}`,
+      );
+      assert.equal(warning.dropped, outcome.sysDropped, "the daemon's warning carries the broker's figure");
+      assert.equal(gauge, outcome.sysDropped, "forecastd_broker_dropped_messages equals the broker's $SYS value");
+    },
+  );
 
-  it(`the recommended broker config (max_queued_messages 1000000, max_queued_bytes 64 MiB): the same outage loses nothing`, { timeout: 90_000 }, async () => {
-    const run = await outageRun('s16', { maxQueuedMessages: 1_000_000, maxQueuedBytes: 67_108_864 }, {});
-    const gauge = await scrapeGauge(run.daemon);
-    const outcome = await run.finish();
-    const figures = outageFigures(outcome);
-    const warnings = outcome.daemon.lines.filter(isDropWarning);
-    recordFault({
-      fault: 'F4 offline, recommended broker config',
-      mechanism: `daemon stopped; ${OUTAGE} QoS 1 readings published; Mosquitto max_queued_messages 1000000, max_queued_bytes 64 MiB; daemon restarted`,
-      ...figures,
-      recovery: `restart→queue drained ${secondsText(outcome.recoveryMs)}`,
-      note: `no count limit, a byte limit far above the outage (${OUTAGE} readings of ~40 bytes): everything queued and delivered; forecastd's gauge ${gauge}, ${warnings.length} drop warnings`,
-    });
-    assert.equal(outcome.sessionPresent, true);
-    assert.equal(outcome.sysDropped, 0, 'the broker dropped nothing');
-    assert.equal(figures.acked, outcome.stored.size, 'I1: every acked reading stored');
-    assert.equal(outcome.duplicateRows, 0);
-    assert.equal(gauge, 0, 'forecastd reads the broker counter, and it is 0');
-    assert.deepEqual(warnings, [], 'no drop warning when nothing was dropped');
-  });
+  it(
+    `the recommended broker config (max_queued_messages 1000000, max_queued_bytes 64 MiB): the same outage loses nothing`,
+    { timeout: 90_000 },
+    async () => {
+      const run = await outageRun('s16', { maxQueuedMessages: 1_000_000, maxQueuedBytes: 67_108_864 }, {});
+      const gauge = await scrapeGauge(run.daemon);
+      const outcome = await run.finish();
+      const figures = outageFigures(outcome);
+      const warnings = outcome.daemon.lines.filter(isDropWarning);
+      recordFault({
+        fault: 'F4 offline, recommended broker config',
+        mechanism: `daemon stopped; ${OUTAGE} QoS 1 readings published; Mosquitto max_queued_messages 1000000, max_queued_bytes 64 MiB; daemon restarted`,
+        ...figures,
+        recovery: `restart→queue drained ${secondsText(outcome.recoveryMs)}`,
+        note: `no count limit, a byte limit far above the outage (${OUTAGE} readings of ~40 bytes): everything queued and delivered; forecastd's gauge ${gauge}, ${warnings.length} drop warnings`,
+      });
+      assert.equal(outcome.sessionPresent, true);
+      assert.equal(outcome.sysDropped, 0, 'the broker dropped nothing');
+      assert.equal(figures.acked, outcome.stored.size, 'I1: every acked reading stored');
+      assert.equal(outcome.duplicateRows, 0);
+      assert.equal(gauge, 0, 'forecastd reads the broker counter, and it is 0');
+      assert.deepEqual(warnings, [], 'no drop warning when nothing was dropped');
+    },
+  );
 
-  it(`an MQTT 5 session expiry (${SESSION_EXPIRY_S} s) shorter than the outage: the session and its queue are gone, counted and explained`, { timeout: 90_000 }, async () => {
-    let clientId = '';
-    const run = await outageRun('expiry', { maxQueuedMessages: 1_000_000, maxQueuedBytes: 67_108_864 }, { sessionExpiryDays: SESSION_EXPIRY_S / 86_400 }, {
-      sessionLost: true,
-      whileDown: async (broker) => {
-        // The outage outlasts the session: wait (bounded) for the broker to expire it.
-        await waitFor(() => /Expiring client forecastd-f4expiry-\S+ due to timeout/.test(broker.log()), 20_000, 'the broker to expire the session');
-        clientId = /Expiring client (forecastd-f4expiry-\S+) due to timeout/.exec(broker.log())![1];
-      },
-    });
-    const outcome = await run.finish();
-    const figures = outageFigures(outcome);
-    const outageStored = [...outcome.outage.acked].filter((seq) => outcome.stored.has(seq)).length;
-    recordFault({
-      fault: 'F4 session expiry < outage',
-      mechanism: `mqtt.sessionExpiryDays = ${SESSION_EXPIRY_S} s; daemon stopped; ${OUTAGE} readings published; the broker expires the session; daemon restarted`,
-      ...figures,
-      recovery: `restart→new session, live again ${secondsText(outcome.recoveryMs)}`,
-      note: `outside forecastd's promise: the broker discarded the expired session with its ${OUTAGE} queued readings (log: "Expiring client ${clientId} due to timeout"; not in $SYS dropped); sessionPresent ${outcome.sessionPresent} on return. Keep sessionExpiryDays (default 7) and persistent_client_expiration above the longest outage`,
-    });
-    assert.equal(clientId, outcome.clientId, "the broker expired the daemon's session");
-    assert.equal(outcome.sessionPresent, false, 'no session to resume');
-    assert.equal(outageStored, 0, 'nothing queued in the expired session came back');
-    assert.equal(figures.lost, outcome.outage.acked.size, 'the loss is exactly the outage');
-    assert.equal(outcome.sysDropped, 0, 'an expiry is not counted as a drop: only the log tells it');
-    for (const seq of [...outcome.live.acked, ...outcome.after.acked]) assert.ok(outcome.stored.has(seq), `seq ${seq}, published while the daemon was up, is stored`);
-    assert.equal(outcome.duplicateRows, 0);
-  });
+  it(
+    `an MQTT 5 session expiry (${SESSION_EXPIRY_S} s) shorter than the outage: the session and its queue are gone, counted and explained`,
+    { timeout: 90_000 },
+    async () => {
+      let clientId = '';
+      const run = await outageRun(
+        'expiry',
+        { maxQueuedMessages: 1_000_000, maxQueuedBytes: 67_108_864 },
+        { sessionExpiryDays: SESSION_EXPIRY_S / 86_400 },
+        {
+          sessionLost: true,
+          whileDown: async (broker) => {
+            // The outage outlasts the session: wait (bounded) for the broker to expire it.
+            await waitFor(
+              () => /Expiring client forecastd-f4expiry-\S+ due to timeout/.test(broker.log()),
+              20_000,
+              'the broker to expire the session',
+            );
+            clientId = /Expiring client (forecastd-f4expiry-\S+) due to timeout/.exec(broker.log())![1];
+          },
+        },
+      );
+      const outcome = await run.finish();
+      const figures = outageFigures(outcome);
+      const outageStored = [...outcome.outage.acked].filter((seq) => outcome.stored.has(seq)).length;
+      recordFault({
+        fault: 'F4 session expiry < outage',
+        mechanism: `mqtt.sessionExpiryDays = ${SESSION_EXPIRY_S} s; daemon stopped; ${OUTAGE} readings published; the broker expires the session; daemon restarted`,
+        ...figures,
+        recovery: `restart→new session, live again ${secondsText(outcome.recoveryMs)}`,
+        note: `outside forecastd's promise: the broker discarded the expired session with its ${OUTAGE} queued readings (log: "Expiring client ${clientId} due to timeout"; not in $SYS dropped); sessionPresent ${outcome.sessionPresent} on return. Keep sessionExpiryDays (default 7) and persistent_client_expiration above the longest outage`,
+      });
+      assert.equal(clientId, outcome.clientId, "the broker expired the daemon's session");
+      assert.equal(outcome.sessionPresent, false, 'no session to resume');
+      assert.equal(outageStored, 0, 'nothing queued in the expired session came back');
+      assert.equal(figures.lost, outcome.outage.acked.size, 'the loss is exactly the outage');
+      assert.equal(outcome.sysDropped, 0, 'an expiry is not counted as a drop: only the log tells it');
+      for (const seq of [...outcome.live.acked, ...outcome.after.acked])
+        assert.ok(outcome.stored.has(seq), `seq ${seq}, published while the daemon was up, is stored`);
+      assert.equal(outcome.duplicateRows, 0);
+    },
+  );
 });

@@ -60,7 +60,11 @@ describe('F3c: forecasts over a slow link', { skip, timeout: LONG ? 900_000 : 18
   after(() => scope.close());
 
   /** Fills an outbox with `FORECASTS` 1 KB forecasts, drains it through a proxy shaped as `link`, counts deliveries. */
-  async function drainOverSlowLink(label: string, link: Partial<LinkShape>, duringDrain?: (proxy: TcpProxy, published: () => number) => Promise<void>): Promise<SlowDrain> {
+  async function drainOverSlowLink(
+    label: string,
+    link: Partial<LinkShape>,
+    duringDrain?: (proxy: TcpProxy, published: () => number) => Promise<void>,
+  ): Promise<SlowDrain> {
     const { mosquitto, dropped } = await scope.broker();
     const proxy: TcpProxy = await startTcpProxy(mosquitto.port);
     scope.onClose(proxy, () => proxy.close());
@@ -85,7 +89,16 @@ describe('F3c: forecasts over a slow link', { skip, timeout: LONG ? 900_000 : 18
     })();
 
     const stats = new BrokerStats();
-    const config = parseConfig({ mqtt: { url: proxy.url, clientId: `forecastd-${prefix}`, keepaliveSeconds: 5, reconnectSeconds: 0.5, reconnectMaxSeconds: 2, watchBrokerDrops: false } });
+    const config = parseConfig({
+      mqtt: {
+        url: proxy.url,
+        clientId: `forecastd-${prefix}`,
+        keepaliveSeconds: 5,
+        reconnectSeconds: 0.5,
+        reconnectMaxSeconds: 2,
+        watchBrokerDrops: false,
+      },
+    });
     const client = scope.track(createBrokerLink(config.mqtt, createLogger('silent'), { stats }).connect());
     await waitFor(() => client.connected, 10_000, 'the publisher to connect through the proxy');
     proxy.shape(link);
@@ -114,58 +127,73 @@ describe('F3c: forecasts over a slow link', { skip, timeout: LONG ? 900_000 : 18
     };
   }
 
-  it(`500 ms latency each way: ${FORECASTS} forecasts all delivered once, on one connection, one in-flight window per round trip`, { timeout: LONG ? 600_000 : 90_000 }, async () => {
-    const latencyMs = 500;
-    const result = await drainOverSlowLink('latency', { latencyMs });
-    // Each window of 20 publishes waits a round trip for its PUBACKs before the next can go.
-    const leastMs = Math.ceil(FORECASTS / MAX_IN_FLIGHT) * 2 * latencyMs;
-    recordFault({
-      fault: 'F3c slow link: 500 ms latency',
-      mechanism: `TCP proxy delays every chunk 500 ms each way; ${FORECASTS} × 1 KB forecasts in the outbox, 20 in flight, keepalive 5 s`,
-      ...deliveryFigures(result),
-      recovery: `drained in ${secondsText(result.drainMs)} (least the link allows ${secondsText(leastMs)})`,
-      note: `connections: ${result.connects}; no keepalive timeout at a 1 s round trip`,
-    });
-    assert.equal(result.delivered, FORECASTS, 'every forecast delivered');
-    assert.equal(result.duplicates, 0, 'none twice: the connection held');
-    assert.equal(result.connects, 1, 'one connection from start to end');
-    assert.equal(result.proxy.accepted, 1);
-    assert.ok(result.drainMs >= leastMs * 0.9, `drained in ${Math.round(result.drainMs)} ms; the link allows no less than ${leastMs} ms`);
-  });
+  it(
+    `500 ms latency each way: ${FORECASTS} forecasts all delivered once, on one connection, one in-flight window per round trip`,
+    { timeout: LONG ? 600_000 : 90_000 },
+    async () => {
+      const latencyMs = 500;
+      const result = await drainOverSlowLink('latency', { latencyMs });
+      // Each window of 20 publishes waits a round trip for its PUBACKs before the next can go.
+      const leastMs = Math.ceil(FORECASTS / MAX_IN_FLIGHT) * 2 * latencyMs;
+      recordFault({
+        fault: 'F3c slow link: 500 ms latency',
+        mechanism: `TCP proxy delays every chunk 500 ms each way; ${FORECASTS} × 1 KB forecasts in the outbox, 20 in flight, keepalive 5 s`,
+        ...deliveryFigures(result),
+        recovery: `drained in ${secondsText(result.drainMs)} (least the link allows ${secondsText(leastMs)})`,
+        note: `connections: ${result.connects}; no keepalive timeout at a 1 s round trip`,
+      });
+      assert.equal(result.delivered, FORECASTS, 'every forecast delivered');
+      assert.equal(result.duplicates, 0, 'none twice: the connection held');
+      assert.equal(result.connects, 1, 'one connection from start to end');
+      assert.equal(result.proxy.accepted, 1);
+      assert.ok(result.drainMs >= leastMs * 0.9, `drained in ${Math.round(result.drainMs)} ms; the link allows no less than ${leastMs} ms`);
+    },
+  );
 
-  it(`10 kB/s each way: ${FORECASTS} forecasts all delivered once, on one connection, no faster than the bandwidth`, { timeout: LONG ? 600_000 : 90_000 }, async () => {
-    const bytesPerSecond = 10_000;
-    const result = await drainOverSlowLink('throttle', { bytesPerSecond });
-    const toBroker = result.proxy.forwardedBytes.toBroker;
-    const leastMs = ((toBroker - 2_000) / bytesPerSecond) * 1000; // the CONNECT went before the throttle
-    recordFault({
-      fault: 'F3c slow link: 10 kB/s',
-      mechanism: `TCP proxy sends at most 10 kB/s each way; ${FORECASTS} × 1 KB forecasts in the outbox, 20 in flight, keepalive 5 s`,
-      ...deliveryFigures(result),
-      recovery: `drained in ${secondsText(result.drainMs)}: ${Math.round(toBroker / (result.drainMs / 1000))} B/s to the broker`,
-      note: `connections: ${result.connects}; ${toBroker} bytes to the broker`,
-    });
-    assert.equal(result.delivered, FORECASTS, 'every forecast delivered');
-    assert.equal(result.duplicates, 0, 'none twice: the connection held');
-    assert.equal(result.connects, 1, 'one connection from start to end');
-    assert.ok(toBroker >= FORECASTS * PAYLOAD_BYTES, `${toBroker} bytes carried`);
-    assert.ok(result.drainMs >= leastMs * 0.9, `drained in ${Math.round(result.drainMs)} ms; 10 kB/s allows no less than ${Math.round(leastMs)} ms`);
-  });
+  it(
+    `10 kB/s each way: ${FORECASTS} forecasts all delivered once, on one connection, no faster than the bandwidth`,
+    { timeout: LONG ? 600_000 : 90_000 },
+    async () => {
+      const bytesPerSecond = 10_000;
+      const result = await drainOverSlowLink('throttle', { bytesPerSecond });
+      const toBroker = result.proxy.forwardedBytes.toBroker;
+      const leastMs = ((toBroker - 2_000) / bytesPerSecond) * 1000; // the CONNECT went before the throttle
+      recordFault({
+        fault: 'F3c slow link: 10 kB/s',
+        mechanism: `TCP proxy sends at most 10 kB/s each way; ${FORECASTS} × 1 KB forecasts in the outbox, 20 in flight, keepalive 5 s`,
+        ...deliveryFigures(result),
+        recovery: `drained in ${secondsText(result.drainMs)}: ${Math.round(toBroker / (result.drainMs / 1000))} B/s to the broker`,
+        note: `connections: ${result.connects}; ${toBroker} bytes to the broker`,
+      });
+      assert.equal(result.delivered, FORECASTS, 'every forecast delivered');
+      assert.equal(result.duplicates, 0, 'none twice: the connection held');
+      assert.equal(result.connects, 1, 'one connection from start to end');
+      assert.ok(toBroker >= FORECASTS * PAYLOAD_BYTES, `${toBroker} bytes carried`);
+      assert.ok(
+        result.drainMs >= leastMs * 0.9,
+        `drained in ${Math.round(result.drainMs)} ms; 10 kB/s allows no less than ${Math.round(leastMs)} ms`,
+      );
+    },
+  );
 
-  it('a slow link dropped mid-drain: all delivered after the reconnect, duplicates within the in-flight window', { skip: LONG ? false : 'long run only (FORECASTD_FAULTS_LONG=1)', timeout: 600_000 }, async () => {
-    const result = await drainOverSlowLink('slowdrop', { latencyMs: 200, bytesPerSecond: 20_000 }, async (proxy, published) => {
-      await waitFor(() => published() >= FORECASTS / 2, 300_000, 'half the forecasts acknowledged');
-      proxy.drop();
-    });
-    recordFault({
-      fault: 'F3c slow link dropped mid-drain',
-      mechanism: `TCP proxy at 200 ms and 20 kB/s, drop() after ${FORECASTS / 2} PUBACKs; ${FORECASTS} × 1 KB forecasts`,
-      ...deliveryFigures(result),
-      recovery: `drained in ${secondsText(result.drainMs)}`,
-      note: `duplicates are QoS 1 re-sends of what was in flight at the drop (at most ${MAX_IN_FLIGHT}); connections: ${result.connects}`,
-    });
-    assert.equal(result.delivered, FORECASTS, 'every forecast delivered');
-    assert.ok(result.duplicates <= MAX_IN_FLIGHT, `duplicates (${result.duplicates}) at most the ${MAX_IN_FLIGHT} in flight`);
-    assert.ok(result.connects >= 2, 'the publisher reconnected after the drop');
-  });
+  it(
+    'a slow link dropped mid-drain: all delivered after the reconnect, duplicates within the in-flight window',
+    { skip: LONG ? false : 'long run only (FORECASTD_FAULTS_LONG=1)', timeout: 600_000 },
+    async () => {
+      const result = await drainOverSlowLink('slowdrop', { latencyMs: 200, bytesPerSecond: 20_000 }, async (proxy, published) => {
+        await waitFor(() => published() >= FORECASTS / 2, 300_000, 'half the forecasts acknowledged');
+        proxy.drop();
+      });
+      recordFault({
+        fault: 'F3c slow link dropped mid-drain',
+        mechanism: `TCP proxy at 200 ms and 20 kB/s, drop() after ${FORECASTS / 2} PUBACKs; ${FORECASTS} × 1 KB forecasts`,
+        ...deliveryFigures(result),
+        recovery: `drained in ${secondsText(result.drainMs)}`,
+        note: `duplicates are QoS 1 re-sends of what was in flight at the drop (at most ${MAX_IN_FLIGHT}); connections: ${result.connects}`,
+      });
+      assert.equal(result.delivered, FORECASTS, 'every forecast delivered');
+      assert.ok(result.duplicates <= MAX_IN_FLIGHT, `duplicates (${result.duplicates}) at most the ${MAX_IN_FLIGHT} in flight`);
+      assert.ok(result.connects >= 2, 'the publisher reconnected after the drop');
+    },
+  );
 });

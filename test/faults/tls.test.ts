@@ -78,9 +78,28 @@ function run(bin: string, args: string[], cwd: string): void {
 const NEW_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
 function makeCa(dir: string, name: string): void {
-  run('openssl', ['req', '-x509', ...NEW_KEY, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2',
-    '-sha256', '-subj', `/CN=forecastd test ${name}`, '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+  run(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      ...NEW_KEY,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '2',
+      '-sha256',
+      '-subj',
+      `/CN=forecastd test ${name}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    dir,
+  );
 }
 
 function newRequest(dir: string, name: string, subject: string, ext: string): void {
@@ -91,23 +110,79 @@ function newRequest(dir: string, name: string, subject: string, ext: string): vo
 /** A key and a certificate `ca` signed for `subject`, valid for two days from now. */
 function signedPair(dir: string, ca: string, name: string, subject: string, ext: string): void {
   newRequest(dir, name, subject, ext);
-  run('openssl', ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-    '-out', `${name}.crt`, '-days', '2', '-sha256', '-extfile', `${name}.ext`], dir);
+  run(
+    'openssl',
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      `${ca}.crt`,
+      '-CAkey',
+      `${ca}.key`,
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '2',
+      '-sha256',
+      '-extfile',
+      `${name}.ext`,
+    ],
+    dir,
+  );
 }
 
 /** A certificate that was valid for a day and ended yesterday (`openssl ca` is the one that takes explicit dates). */
 function expiredPair(dir: string, ca: string, name: string, subject: string, ext: string): void {
   newRequest(dir, name, subject, ext);
   const stamp = (ms: number) => `${new Date(ms).toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
-  writeFileSync(join(dir, 'ca.cnf'), [
-    '[ ca ]', 'default_ca = test_ca', '[ test_ca ]', 'database = index.txt', 'new_certs_dir = .', 'serial = serial',
-    'default_md = sha256', 'policy = any_name', 'unique_subject = no', '[ any_name ]', 'commonName = supplied', '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'ca.cnf'),
+    [
+      '[ ca ]',
+      'default_ca = test_ca',
+      '[ test_ca ]',
+      'database = index.txt',
+      'new_certs_dir = .',
+      'serial = serial',
+      'default_md = sha256',
+      'policy = any_name',
+      'unique_subject = no',
+      '[ any_name ]',
+      'commonName = supplied',
+      '',
+    ].join('\n'),
+  );
   writeFileSync(join(dir, 'index.txt'), '');
   writeFileSync(join(dir, 'serial'), '1000\n');
   const day = 86_400_000;
-  run('openssl', ['ca', '-batch', '-config', 'ca.cnf', '-cert', `${ca}.crt`, '-keyfile', `${ca}.key`, '-in', `${name}.csr`,
-    '-out', `${name}.crt`, '-notext', '-startdate', stamp(Date.now() - 3 * day), '-enddate', stamp(Date.now() - day), '-extfile', `${name}.ext`], dir);
+  run(
+    'openssl',
+    [
+      'ca',
+      '-batch',
+      '-config',
+      'ca.cnf',
+      '-cert',
+      `${ca}.crt`,
+      '-keyfile',
+      `${ca}.key`,
+      '-in',
+      `${name}.csr`,
+      '-out',
+      `${name}.crt`,
+      '-notext',
+      '-startdate',
+      stamp(Date.now() - 3 * day),
+      '-enddate',
+      stamp(Date.now() - day),
+      '-extfile',
+      `${name}.ext`,
+    ],
+    dir,
+  );
 }
 
 const SERVER_EXT = 'extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment';
@@ -117,7 +192,13 @@ function dynsecConfig(clients: Array<{ username: string; password: string; role:
   return JSON.stringify({
     clients: clients.map(({ username, password, role }) => {
       const salt = randomBytes(12);
-      return { username, password: pbkdf2Sync(password, salt, 101, 64, 'sha512').toString('base64'), salt: salt.toString('base64'), iterations: 101, roles: [{ rolename: role }] };
+      return {
+        username,
+        password: pbkdf2Sync(password, salt, 101, 64, 'sha512').toString('base64'),
+        salt: salt.toString('base64'),
+        iterations: 101,
+        roles: [{ rolename: role }],
+      };
     }),
     roles: Object.entries(roles).map(([rolename, acls]) => ({ rolename, acls: acls.map(([acltype, topic]) => ({ acltype, topic, allow: true })) })),
     // Mosquitto's defaults, spelled out: nothing may be published or subscribed unless a role allows it.
@@ -134,7 +215,11 @@ const linesOf = (prefix: string): LogRecord[] =>
 
 const RECONNECT_SECONDS = 0.5;
 /** OpenSSL's messages span lines and name its source files: the first line, shortened, for the table. */
-const oneLine = (text: string) => text.split('\n')[0].replace(/^[0-9A-F]+:error:[0-9A-F]+:/, '').slice(0, 120);
+const oneLine = (text: string) =>
+  text
+    .split('\n')[0]
+    .replace(/^[0-9A-F]+:error:[0-9A-F]+:/, '')
+    .slice(0, 120);
 const RECONNECT_MAX_SECONDS = 60;
 
 function storedCount(daemon: Daemon): { rows: number; distinct: number; series: string[] } {
@@ -164,7 +249,11 @@ const refusedPublishFigures = (refused: number) => ({
 describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }, () => {
   const password = `pw-${randomBytes(12).toString('hex')}`;
   const wrongPassword = `wrong-${randomBytes(12).toString('hex')}`;
-  const sensorPasswords = { 'sensor-a': `sa-${randomBytes(12).toString('hex')}`, 'sensor-b': `sb-${randomBytes(12).toString('hex')}`, 'dyn-sensor': `ds-${randomBytes(12).toString('hex')}` };
+  const sensorPasswords = {
+    'sensor-a': `sa-${randomBytes(12).toString('hex')}`,
+    'sensor-b': `sb-${randomBytes(12).toString('hex')}`,
+    'dyn-sensor': `ds-${randomBytes(12).toString('hex')}`,
+  };
   const keyNames = ['ca', 'other-ca', 'server', 'client', 'expired', 'elsewhere'];
   let pki: string;
   let auth: PrivateMosquitto; // TLS + password file, no anonymous clients
@@ -181,7 +270,14 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
   const file = (name: string) => join(pki, name);
   const mqttsUrl = (broker: PrivateMosquitto, host = '127.0.0.1') => `mqtts://${host}:${broker.port}`;
   const tlsClient = (broker: PrivateMosquitto, options: IClientOptions) =>
-    mqtt.connectAsync(mqttsUrl(broker), { protocolVersion: 5, clientId: uniquePrefix('tls-client'), ca: readFileSync(file('ca.crt')), connectTimeout: 5000, reconnectPeriod: 500, ...options });
+    mqtt.connectAsync(mqttsUrl(broker), {
+      protocolVersion: 5,
+      clientId: uniquePrefix('tls-client'),
+      ca: readFileSync(file('ca.crt')),
+      connectTimeout: 5000,
+      reconnectPeriod: 500,
+      ...options,
+    });
 
   before(async () => {
     pki = mkdtempSync(join(tmpdir(), 'forecastd-tls-'));
@@ -196,7 +292,10 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     for (const name of ['sensor-a', 'sensor-b'] as const) run(MOSQUITTO_PASSWD, ['-b', file('acl-passwd'), name, sensorPasswords[name]], pki);
     writeFileSync(file('password.txt'), `${password}\n`);
     // docs/reliability.md, "Security": each sensor writes only under its own name; forecastd reads sensors and writes forecasts.
-    writeFileSync(file('acl'), ['user forecastd', 'topic read sensors/#', 'topic write forecasts/#', '', 'pattern write sensors/%u/#', ''].join('\n'));
+    writeFileSync(
+      file('acl'),
+      ['user forecastd', 'topic read sensors/#', 'topic write forecasts/#', '', 'pattern write sensors/%u/#', ''].join('\n'),
+    );
 
     const tlsWith = (name: string) => [`cafile ${file('ca.crt')}`, `certfile ${file(`${name}.crt`)}`, `keyfile ${file(`${name}.key`)}`];
     const tls = tlsWith('server');
@@ -212,15 +311,30 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
       startMosquitto({ listenerConfig: tls, allowAnonymous: false, maxQueuedMessages: 0, extraConfig: aclConfig }),
     ]);
     if (DYNSEC_PLUGIN) {
-      writeFileSync(file('dynsec.json'), dynsecConfig(
-        [{ username: 'forecastd', password, role: 'forecastd' }, { username: 'dyn-sensor', password: sensorPasswords['dyn-sensor'], role: 'sensor' }],
-        {
-          // Its own command topics and the broker's drop counter (broker/brokerDrops.ts) besides the sensors.
-          forecastd: [['subscribePattern', 'sensors/#'], ['subscribePattern', 'forecasts/#'], ['subscribeLiteral', '$SYS/broker/publish/messages/dropped'], ['publishClientSend', 'forecasts/#']],
-          sensor: [['publishClientSend', 'sensors/#']],
-        },
-      ));
-      dynsec = await startMosquitto({ listenerConfig: tls, allowAnonymous: false, extraConfig: [`plugin ${DYNSEC_PLUGIN}`, `plugin_opt_config_file ${file('dynsec.json')}`] });
+      writeFileSync(
+        file('dynsec.json'),
+        dynsecConfig(
+          [
+            { username: 'forecastd', password, role: 'forecastd' },
+            { username: 'dyn-sensor', password: sensorPasswords['dyn-sensor'], role: 'sensor' },
+          ],
+          {
+            // Its own command topics and the broker's drop counter (broker/brokerDrops.ts) besides the sensors.
+            forecastd: [
+              ['subscribePattern', 'sensors/#'],
+              ['subscribePattern', 'forecasts/#'],
+              ['subscribeLiteral', '$SYS/broker/publish/messages/dropped'],
+              ['publishClientSend', 'forecasts/#'],
+            ],
+            sensor: [['publishClientSend', 'sensors/#']],
+          },
+        ),
+      );
+      dynsec = await startMosquitto({
+        listenerConfig: tls,
+        allowAnonymous: false,
+        extraConfig: [`plugin ${DYNSEC_PLUGIN}`, `plugin_opt_config_file ${file('dynsec.json')}`],
+      });
     }
     sensor = await tlsClient(auth, { clientId: uniquePrefix('tls-sensor'), username: 'forecastd', password });
   });
@@ -229,7 +343,7 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     await sensor?.endAsync().catch(() => undefined);
     for (const daemon of daemons) await daemon.stop().catch(() => undefined);
     for (const child of processes) await child.stop().catch(() => undefined);
-    await Promise.all([auth, mutual, expired, elsewhere, acl, aclZero, dynsec].map((broker) => broker?.close()));
+    await Promise.all([auth, mutual, expired, elsewhere, acl, aclZero, dynsec].map((broker) => Promise.resolve(broker?.close())));
     for (const dir of stateDirs) rmSync(dir, { recursive: true, force: true });
     if (pki) rmSync(pki, { recursive: true, force: true });
   });
@@ -241,16 +355,31 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     startedAt: number;
   }
 
-  async function daemonWith(mqttOptions: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, extra: Record<string, unknown> = {}): Promise<Started> {
+  async function daemonWith(
+    mqttOptions: Record<string, unknown>,
+    env: NodeJS.ProcessEnv = {},
+    extra: Record<string, unknown> = {},
+  ): Promise<Started> {
     const prefix = uniquePrefix('tls');
     const stateDir = mkdtempSync(join(tmpdir(), 'forecastd-tls-state-'));
     stateDirs.push(stateDir);
-    const config = parseConfig({
-      mqtt: { protocolVersion: 5, clientId: `forecastd-${prefix}`, baseTopic: `forecastd-test-${prefix}`, reconnectSeconds: RECONNECT_SECONDS, reconnectMaxSeconds: RECONNECT_MAX_SECONDS, ...mqttOptions },
-      ingest: { topics: [{ filter: `${prefix}/#`, pattern: `${prefix}/{device}/{metric}`, series: '{device}.{metric}' }] },
-      storage: { stateDir },
-      ...extra,
-    }, '(tls test)', env);
+    const config = parseConfig(
+      {
+        mqtt: {
+          protocolVersion: 5,
+          clientId: `forecastd-${prefix}`,
+          baseTopic: `forecastd-test-${prefix}`,
+          reconnectSeconds: RECONNECT_SECONDS,
+          reconnectMaxSeconds: RECONNECT_MAX_SECONDS,
+          ...mqttOptions,
+        },
+        ingest: { topics: [{ filter: `${prefix}/#`, pattern: `${prefix}/{device}/{metric}`, series: '{device}.{metric}' }] },
+        storage: { stateDir },
+        ...extra,
+      },
+      '(tls test)',
+      env,
+    );
     const startedAt = Date.now();
     const daemon = await startDaemon({ config, log: log.child({ testDaemon: prefix }) });
     daemons.push(daemon);
@@ -262,7 +391,14 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     // The subscription follows the CONNACK; publish until the daemon has it.
     const ts = Date.now() - 1000;
     const stored = () => daemon.readings.latest('probe.value')?.ts === ts;
-    await publishUntilStored(publisher, `${prefix}/probe/value`, JSON.stringify({ value: 21.5, ts }), stored, 10_000, 'the reading published over TLS');
+    await publishUntilStored(
+      publisher,
+      `${prefix}/probe/value`,
+      JSON.stringify({ value: 21.5, ts }),
+      stored,
+      10_000,
+      'the reading published over TLS',
+    );
     assert.equal(daemon.readings.latest('probe.value')?.value, 21.5);
   }
 
@@ -284,7 +420,11 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
 
     assert.equal(stats.connects, 0, `${what}: never connected`);
     assert.equal(daemon.client.connected, false, `${what}: not connected`);
-    assert.equal(stats.failures[reason], stats.failuresTotal, `${what}: every failure counted as ${reason}: ${JSON.stringify(stats.failures)} (${stats.lastFailure?.message})`);
+    assert.equal(
+      stats.failures[reason],
+      stats.failuresTotal,
+      `${what}: every failure counted as ${reason}: ${JSON.stringify(stats.failures)} (${stats.lastFailure?.message})`,
+    );
     assert.match(stats.lastFailure?.message ?? '', message, `${what}: the error names the cause`);
     assert.ok(attempts <= bound, `${what}: ${attempts} attempts in ${windowMs} ms, the backoff allows ${bound}`);
     assert.ok(attempts >= stats.failuresTotal, `${what}: each failure was an attempt`);
@@ -322,14 +462,22 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
   }
 
   it('connects with a CA file and a password from FORECASTD_MQTT_PASSWORD, and stores a reading', async () => {
-    const { daemon, prefix } = await daemonWith({ url: mqttsUrl(auth), caFile: file('ca.crt'), username: 'forecastd' }, { FORECASTD_MQTT_PASSWORD: password });
+    const { daemon, prefix } = await daemonWith(
+      { url: mqttsUrl(auth), caFile: file('ca.crt'), username: 'forecastd' },
+      { FORECASTD_MQTT_PASSWORD: password },
+    );
     await assertStoresReading(daemon, prefix);
     assert.equal(daemon.brokerStats.connects, 1);
     assert.equal(daemon.brokerStats.failuresTotal, 0);
   });
 
   it('connects with the password from mqtt.passwordFile', async () => {
-    const { daemon, prefix } = await daemonWith({ url: mqttsUrl(auth), caFile: file('ca.crt'), username: 'forecastd', passwordFile: file('password.txt') });
+    const { daemon, prefix } = await daemonWith({
+      url: mqttsUrl(auth),
+      caFile: file('ca.crt'),
+      username: 'forecastd',
+      passwordFile: file('password.txt'),
+    });
     await assertStoresReading(daemon, prefix);
   });
 
@@ -350,8 +498,18 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     const withHttp = { http: { enabled: true, port: 0 } };
 
     it('wrong password', async () => {
-      const started = await daemonWith({ url: mqttsUrl(auth), caFile: file('ca.crt'), ...login }, { FORECASTD_MQTT_PASSWORD: wrongPassword }, withHttp);
-      await assertRefused(started, 'wrong password', 'password_file broker, FORECASTD_MQTT_PASSWORD wrong', 'auth', /not authori[sz]ed|bad user ?name or password/i);
+      const started = await daemonWith(
+        { url: mqttsUrl(auth), caFile: file('ca.crt'), ...login },
+        { FORECASTD_MQTT_PASSWORD: wrongPassword },
+        withHttp,
+      );
+      await assertRefused(
+        started,
+        'wrong password',
+        'password_file broker, FORECASTD_MQTT_PASSWORD wrong',
+        'auth',
+        /not authori[sz]ed|bad user ?name or password/i,
+      );
     });
 
     it('anonymous client on a broker with allow_anonymous false', async () => {
@@ -371,12 +529,24 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
 
     it('certificate for another host name, connecting by IP', async () => {
       const started = await daemonWith({ url: mqttsUrl(elsewhere), caFile: file('ca.crt'), ...login }, withPassword);
-      await assertRefused(started, 'hostname mismatch (IP)', 'certificate for broker.invalid; mqtts://127.0.0.1', 'tls', /IP: 127\.0\.0\.1 is not in the cert's list|altnames/i);
+      await assertRefused(
+        started,
+        'hostname mismatch (IP)',
+        'certificate for broker.invalid; mqtts://127.0.0.1',
+        'tls',
+        /IP: 127\.0\.0\.1 is not in the cert's list|altnames/i,
+      );
     });
 
     it('certificate for another host name, connecting by name', async () => {
       const started = await daemonWith({ url: mqttsUrl(elsewhere, 'localhost'), caFile: file('ca.crt'), ...login }, withPassword);
-      await assertRefused(started, 'hostname mismatch (name)', 'certificate for broker.invalid; mqtts://localhost', 'tls', /localhost.*altnames|does not match/i);
+      await assertRefused(
+        started,
+        'hostname mismatch (name)',
+        'certificate for broker.invalid; mqtts://localhost',
+        'tls',
+        /localhost.*altnames|does not match/i,
+      );
     });
 
     it('no client certificate where the broker requires one', async () => {
@@ -385,7 +555,7 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     });
   });
 
-  it('ACL (acl_file): a sensor cannot publish as another sensor, and the daemon\'s publishes outside forecasts/# are refused and counted', async () => {
+  it("ACL (acl_file): a sensor cannot publish as another sensor, and the daemon's publishes outside forecasts/# are refused and counted", async () => {
     // The daemon's own topics (availability, status, Home Assistant discovery) are outside `topic write forecasts/#`.
     const started = await daemonWith(
       { url: mqttsUrl(acl), caFile: file('ca.crt'), username: 'forecastd' },
@@ -427,7 +597,7 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
         await sensorA.publishAsync('sensors/sensor-a/temp', JSON.stringify({ value: index, ts: ts0 + index * 1000 }), { qos: 1 });
         ownAcked++;
       }
-      await waitFor(() => storedCount(daemon).rows >= count, 15_000, 'the sensor\'s own readings to be stored');
+      await waitFor(() => storedCount(daemon).rows >= count, 15_000, "the sensor's own readings to be stored");
     } finally {
       await sensorA.endAsync().catch(() => undefined);
     }
@@ -473,7 +643,10 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
   it('ACL with max_queued_messages 0: the broker drops the daemon after each refused publish, and the daemon backs off instead of reconnecting in a loop', async () => {
     // Mosquitto 2.0.11 disconnects a client whose publish its ACL denies when max_queued_messages is 0 ("Bad socket
     // read/write ... Unknown error"); the daemon's `online` message outside forecasts/# is refused on every connect.
-    const { daemon, prefix, startedAt } = await daemonWith({ url: mqttsUrl(aclZero), caFile: file('ca.crt'), username: 'forecastd' }, { FORECASTD_MQTT_PASSWORD: password });
+    const { daemon, prefix, startedAt } = await daemonWith(
+      { url: mqttsUrl(aclZero), caFile: file('ca.crt'), username: 'forecastd' },
+      { FORECASTD_MQTT_PASSWORD: password },
+    );
     const stats = daemon.brokerStats;
     // Five losses: enough for a loop at the base period (a reconnect every 0.5 s) to exceed the backoff bound.
     await waitFor(() => stats.connectionsLost >= 5, 40_000, 'five connections dropped by the broker');
@@ -496,69 +669,81 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     });
   });
 
-  it('ACL (dynamic security): a topic filter the daemon may not subscribe is refused, logged by name and counted; the others work', { skip: DYNSEC_PLUGIN ? false : 'no mosquitto_dynamic_security.so (set FORECASTD_MOSQUITTO_DYNSEC)' }, async () => {
-    const broker = dynsec!;
-    const started = await daemonWith(
-      { url: mqttsUrl(broker), caFile: file('ca.crt'), username: 'forecastd', baseTopic: `forecasts/${uniquePrefix('dyn')}` },
-      { FORECASTD_MQTT_PASSWORD: password },
-      {
-        ingest: {
-          topics: [
-            { filter: 'sensors/+/+', pattern: 'sensors/{device}/{metric}', series: '{device}.{metric}' },
-            { filter: 'secret/+/+', pattern: 'secret/{device}/{metric}', series: 'secret.{device}.{metric}' },
-          ],
+  it(
+    'ACL (dynamic security): a topic filter the daemon may not subscribe is refused, logged by name and counted; the others work',
+    { skip: DYNSEC_PLUGIN ? false : 'no mosquitto_dynamic_security.so (set FORECASTD_MOSQUITTO_DYNSEC)' },
+    async () => {
+      const broker = dynsec!;
+      const started = await daemonWith(
+        { url: mqttsUrl(broker), caFile: file('ca.crt'), username: 'forecastd', baseTopic: `forecasts/${uniquePrefix('dyn')}` },
+        { FORECASTD_MQTT_PASSWORD: password },
+        {
+          ingest: {
+            topics: [
+              { filter: 'sensors/+/+', pattern: 'sensors/{device}/{metric}', series: '{device}.{metric}' },
+              { filter: 'secret/+/+', pattern: 'secret/{device}/{metric}', series: 'secret.{device}.{metric}' },
+            ],
+          },
+          homeAssistant: { enabled: false },
+          http: { enabled: true, port: 0 },
         },
-        homeAssistant: { enabled: false },
-        http: { enabled: true, port: 0 },
-      },
-    );
-    const { daemon, prefix, startedAt } = started;
-    const stats = daemon.brokerStats;
-    await waitFor(() => stats.refusals.subscribe >= 1, 15_000, 'the refused SUBACK to be counted');
-    const refusedMs = Date.now() - startedAt;
-    const refusalLine = () => linesOf(prefix).find((line) => line.level >= 50 && line.filter === 'secret/+/+');
-    await waitFor(() => refusalLine() !== undefined, 5_000, 'the refused filter to be logged');
-    assert.equal(refusalLine()!.reasonCode, 0x87);
-    const refusedFilters = new Set(linesOf(prefix).filter((line) => line.level >= 50 && typeof line.filter === 'string').map((line) => line.filter));
-    assert.deepEqual([...refusedFilters], ['secret/+/+'], 'only the secret filter was refused');
+      );
+      const { daemon, prefix, startedAt } = started;
+      const stats = daemon.brokerStats;
+      await waitFor(() => stats.refusals.subscribe >= 1, 15_000, 'the refused SUBACK to be counted');
+      const refusedMs = Date.now() - startedAt;
+      const refusalLine = () => linesOf(prefix).find((line) => line.level >= 50 && line.filter === 'secret/+/+');
+      await waitFor(() => refusalLine() !== undefined, 5_000, 'the refused filter to be logged');
+      assert.equal(refusalLine()!.reasonCode, 0x87);
+      const refusedFilters = new Set(
+        linesOf(prefix)
+          .filter((line) => line.level >= 50 && typeof line.filter === 'string')
+          .map((line) => line.filter),
+      );
+      assert.deepEqual([...refusedFilters], ['secret/+/+'], 'only the secret filter was refused');
 
-    const dynSensor = await tlsClient(broker, { clientId: uniquePrefix('dyn-sensor'), username: 'dyn-sensor', password: sensorPasswords['dyn-sensor'] });
-    const count = 5;
-    const ts0 = Date.now() - 60_000;
-    try {
-      for (let index = 0; index < count; index++) {
-        await dynSensor.publishAsync('sensors/room/temp', JSON.stringify({ value: index, ts: ts0 + index * 1000 }), { qos: 1 });
+      const dynSensor = await tlsClient(broker, {
+        clientId: uniquePrefix('dyn-sensor'),
+        username: 'dyn-sensor',
+        password: sensorPasswords['dyn-sensor'],
+      });
+      const count = 5;
+      const ts0 = Date.now() - 60_000;
+      try {
+        for (let index = 0; index < count; index++) {
+          await dynSensor.publishAsync('sensors/room/temp', JSON.stringify({ value: index, ts: ts0 + index * 1000 }), { qos: 1 });
+        }
+        await waitFor(() => storedCount(daemon).rows >= count, 15_000, 'the readings on the allowed filter to be stored');
+      } finally {
+        await dynSensor.endAsync().catch(() => undefined);
       }
-      await waitFor(() => storedCount(daemon).rows >= count, 15_000, 'the readings on the allowed filter to be stored');
-    } finally {
-      await dynSensor.endAsync().catch(() => undefined);
-    }
-    const stored = storedCount(daemon);
-    assert.equal(stored.rows, count);
-    assert.equal(stats.connects, 1, 'a refused filter causes no reconnect');
-    assert.equal(stats.connectionsLost, 0);
-    assert.ok(stats.attempts <= maxAttemptsWithin(Date.now() - startedAt, RECONNECT_SECONDS * 1000, RECONNECT_MAX_SECONDS * 1000));
+      const stored = storedCount(daemon);
+      assert.equal(stored.rows, count);
+      assert.equal(stats.connects, 1, 'a refused filter causes no reconnect');
+      assert.equal(stats.connectionsLost, 0);
+      assert.ok(stats.attempts <= maxAttemptsWithin(Date.now() - startedAt, RECONNECT_SECONDS * 1000, RECONNECT_MAX_SECONDS * 1000));
 
-    // The same count on /metrics.
-    assert.ok(daemon.httpUrl, 'HTTP listens');
-    const metrics = parseExposition(await (await fetch(`${daemon.httpUrl}/metrics`)).text());
-    assert.equal(sampleValue(metrics, 'forecastd_broker_refusals_total', { operation: 'subscribe' }), stats.refusals.subscribe);
-    assert.equal(sampleValue(metrics, 'forecastd_broker_connects_total'), 1);
+      // The same count on /metrics.
+      assert.ok(daemon.httpUrl, 'HTTP listens');
+      const metrics = parseExposition(await (await fetch(`${daemon.httpUrl}/metrics`)).text());
+      assert.equal(sampleValue(metrics, 'forecastd_broker_refusals_total', { operation: 'subscribe' }), stats.refusals.subscribe);
+      assert.equal(sampleValue(metrics, 'forecastd_broker_connects_total'), 1);
 
-    recordFault({
-      fault: 'F17 ACL: daemon subscribes outside its ACL',
-      mechanism: 'dynamic-security role allows subscribing to sensors/# and forecasts/# only; ingest also lists secret/+/+',
-      published: count,
-      acked: count,
-      stored: stored.rows,
-      duplicates: stored.rows - stored.distinct,
-      rejected: 0,
-      brokerDropped: 0,
-      lost: count - stored.rows,
-      recovery: `${secondsText(refusedMs)} to the counted refusal`,
-      note: `SUBACK 0x87 for secret/+/+: logged by filter name, forecastd_broker_refusals_total{operation="subscribe"} ${stats.refusals.subscribe}; sensors/+/+ still ingests; ${stats.attempts} attempt, ${stats.connectionsLost} lost`,
-    });
-  });
+      recordFault({
+        fault: 'F17 ACL: daemon subscribes outside its ACL',
+        mechanism: 'dynamic-security role allows subscribing to sensors/# and forecasts/# only; ingest also lists secret/+/+',
+        published: count,
+        acked: count,
+        stored: stored.rows,
+        duplicates: stored.rows - stored.distinct,
+        rejected: 0,
+        brokerDropped: 0,
+        lost: count - stored.rows,
+        recovery: `${secondsText(refusedMs)} to the counted refusal`,
+        note: `SUBACK 0x87 for secret/+/+: logged by filter name, forecastd_broker_refusals_total{operation="subscribe"} ${stats.refusals.subscribe}; sensors/+/+ still ingests; ${stats.attempts} attempt, ${stats.connectionsLost} lost`,
+      });
+    },
+  );
 
   describe('secrets never appear', () => {
     const keyBodies = () =>
@@ -572,18 +757,33 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
       { name: 'password', text: password },
       { name: 'wrong password', text: wrongPassword },
       ...Object.entries(sensorPasswords).map(([name, text]) => ({ name: `${name} password`, text })),
-      ...keyBodies().flatMap(({ name, lines }) => [{ name: `${name}.key body`, text: lines.join('') }, ...lines.map((text, index) => ({ name: `${name}.key line ${index + 1}`, text }))]),
+      ...keyBodies().flatMap(({ name, lines }) => [
+        { name: `${name}.key body`, text: lines.join('') },
+        ...lines.map((text, index) => ({ name: `${name}.key line ${index + 1}`, text })),
+      ]),
     ];
-    const leaksIn = (text: string) => secrets().filter((secret) => text.includes(secret.text)).map((secret) => secret.name);
+    const leaksIn = (text: string) =>
+      secrets()
+        .filter((secret) => text.includes(secret.text))
+        .map((secret) => secret.name);
     const scanned = { logLines: 0, processBytes: 0, cliBytes: 0 };
 
-    it('in a daemon process\'s stdout and stderr at level debug, connected or refused', async () => {
+    it("in a daemon process's stdout and stderr at level debug, connected or refused", async () => {
       const configFor = (name: string, mqttOptions: Record<string, unknown>) => {
         const stateDir = mkdtempSync(join(tmpdir(), 'forecastd-tls-process-'));
         stateDirs.push(stateDir);
         const path = join(stateDir, `${name}.yaml`);
         writeYaml(path, {
-          mqtt: { url: mqttsUrl(auth), caFile: file('ca.crt'), certFile: file('client.crt'), keyFile: file('client.key'), username: 'forecastd', clientId: uniquePrefix(name), reconnectSeconds: RECONNECT_SECONDS, ...mqttOptions },
+          mqtt: {
+            url: mqttsUrl(auth),
+            caFile: file('ca.crt'),
+            certFile: file('client.crt'),
+            keyFile: file('client.key'),
+            username: 'forecastd',
+            clientId: uniquePrefix(name),
+            reconnectSeconds: RECONNECT_SECONDS,
+            ...mqttOptions,
+          },
           storage: { stateDir },
           log: { level: 'debug' },
         });
@@ -597,13 +797,24 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
         refused.waitForLog((line) => /cannot connect to broker/.test(String(line.msg)), 30_000, 'a refused login'),
       ]);
       // The third attempt of the refused one: its debug lines for several failures are in the output.
-      await refused.waitForLog((line) => line.msg === 'broker connection attempt failed' && Number(line.attempt) >= 3, 30_000, 'a third failed attempt');
+      await refused.waitForLog(
+        (line) => line.msg === 'broker connection attempt failed' && Number(line.attempt) >= 3,
+        30_000,
+        'a third failed attempt',
+      );
       const outcomes = await Promise.all([connected.stop(), refused.stop()]);
-      assert.deepEqual(outcomes.map((outcome) => outcome.code), [0, 0], 'both stop cleanly on SIGTERM');
+      assert.deepEqual(
+        outcomes.map((outcome) => outcome.code),
+        [0, 0],
+        'both stop cleanly on SIGTERM',
+      );
       for (const child of [connected, refused]) {
         const output = `${child.lines.map((line) => JSON.stringify(line)).join('\n')}\n${child.stderr()}`;
         scanned.processBytes += output.length;
-        assert.ok(child.lines.some((line) => line.level === 20), 'debug lines were written');
+        assert.ok(
+          child.lines.some((line) => line.level === 20),
+          'debug lines were written',
+        );
         assert.deepEqual(leaksIn(output), [], 'no secret in stdout or stderr');
       }
     });
@@ -616,7 +827,10 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
       writeFileSync(valid, `mqtt:\n  username: forecastd\n  password: ${password}\n`);
       // A YAML syntax error on the password line: the parser's message would quote that line.
       writeFileSync(malformed, `mqtt:\n  username: forecastd\n  password: ${password}: trailing\n`);
-      for (const [path, expectedStatus] of [[valid, 0], [malformed, 2]] as const) {
+      for (const [path, expectedStatus] of [
+        [valid, 0],
+        [malformed, 2],
+      ] as const) {
         const result = spawnSync(process.execPath, [DAEMON_MAIN, 'config', 'check', path], { encoding: 'utf8' });
         const output = `${result.stdout}${result.stderr}`;
         scanned.cliBytes += output.length;
@@ -629,7 +843,10 @@ describe('TLS, broker authentication and ACLs (F17)', { skip, timeout: 180_000 }
     it('in any log line of the in-process daemons above, even at level debug', () => {
       assert.ok(logLines.length > 0, 'the daemons logged something');
       assert.ok(logLines.some((line) => /connected to broker/.test(line)));
-      assert.ok(logLines.some((line) => /"level":20/.test(line)), 'debug lines were captured');
+      assert.ok(
+        logLines.some((line) => /"level":20/.test(line)),
+        'debug lines were captured',
+      );
       const leaks = logLines.flatMap((line) => leaksIn(line));
       scanned.logLines = logLines.length;
       assert.deepEqual(leaks, [], `secrets in the log: ${leaks.join(', ')}`);

@@ -54,7 +54,7 @@ export function spawnDaemon(configPath: string, env: NodeJS.ProcessEnv = {}): Da
       if (watchers[index].predicate(line)) watchers.splice(index, 1)[0].resolve(line);
     }
   };
-  proc.stdout!.on('data', (chunk: Buffer) => {
+  proc.stdout.on('data', (chunk: Buffer) => {
     pending += chunk.toString();
     let newline: number;
     while ((newline = pending.indexOf('\n')) >= 0) {
@@ -68,7 +68,7 @@ export function spawnDaemon(configPath: string, env: NodeJS.ProcessEnv = {}): Da
       }
     }
   });
-  proc.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   let running = true;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once('exit', (code, signal) => {

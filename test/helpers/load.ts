@@ -90,7 +90,8 @@ export function percentile(values: number[], p: number): number {
 export function formatTable(title: string, rows: Array<Record<string, string | number>>): string {
   if (rows.length === 0) return `${title}: (no rows)`;
   const keys = Object.keys(rows[0]);
-  const cell = (value: string | number | undefined) => (value === undefined ? '' : typeof value === 'number' ? value.toLocaleString('en-US', { maximumFractionDigits: 1 }) : value);
+  const cell = (value: string | number | undefined) =>
+    value === undefined ? '' : typeof value === 'number' ? value.toLocaleString('en-US', { maximumFractionDigits: 1 }) : value;
   const widths = keys.map((key) => Math.max(key.length, ...rows.map((row) => cell(row[key]).length)));
   const line = (values: string[]) => `| ${values.map((value, index) => value.padStart(widths[index])).join(' | ')} |`;
   return [

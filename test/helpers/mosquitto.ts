@@ -137,11 +137,13 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Pr
     child = proc;
     live.add(proc);
     let gone = false;
-    exited = new Promise((resolve) => proc.once('exit', () => {
-      gone = true;
-      live.delete(proc);
-      resolve();
-    }));
+    exited = new Promise((resolve) =>
+      proc.once('exit', () => {
+        gone = true;
+        live.delete(proc);
+        resolve();
+      }),
+    );
     proc.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
@@ -178,7 +180,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Pr
   }
 
   const stop = async (signal: 'TERM' | 'KILL' = 'TERM') => {
-    const proc = child as ChildProcess | null;
+    const proc = child;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) {
       child = null;
       return;
@@ -207,16 +209,19 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Pr
     url: `mqtt://127.0.0.1:${port}`,
     dir,
     get pid() {
-      return (child as ChildProcess | null)?.pid;
+      return child?.pid;
     },
     get running() {
-      const proc = child as ChildProcess | null;
+      const proc = child;
       return proc !== null && proc.exitCode === null && proc.signalCode === null;
     },
     stop,
     restart,
     log: () => safeRead(logPath),
-    droppedLogLines: () => safeRead(logPath).split('\n').filter((line) => /being dropped/i.test(line)),
+    droppedLogLines: () =>
+      safeRead(logPath)
+        .split('\n')
+        .filter((line) => /being dropped/i.test(line)),
     async close() {
       await stop('TERM');
       rmSync(dir, { recursive: true, force: true });

@@ -108,7 +108,8 @@ function trainedTemplate(): Promise<string> {
       const now = Date.now();
       const rows: Array<{ series: string; ts: number; value: number }> = [];
       for (const series of HOME_SERIES) {
-        for (let ts = Math.ceil((now - 3 * 24 * HOUR) / STEP_MS) * STEP_MS; ts < now; ts += STEP_MS) rows.push({ series, ts, value: homeSignal(series, ts) });
+        for (let ts = Math.ceil((now - 3 * 24 * HOUR) / STEP_MS) * STEP_MS; ts < now; ts += STEP_MS)
+          rows.push({ series, ts, value: homeSignal(series, ts) });
       }
       new ReadingStore(db).insertMany(rows);
     } finally {

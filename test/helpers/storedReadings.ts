@@ -37,10 +37,18 @@ export function readStored(databasePath: string, base: number, series?: readonly
   const db = new Database(databasePath, { readonly: true, fileMustExist: true });
   try {
     const { where, params } = seriesScope(series);
-    const rows = db.prepare(`SELECT count(*) FROM readings WHERE ${where}`).pluck().get(...params) as number;
-    const distinct = db.prepare(`SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM readings WHERE ${where})`).pluck().get(...params) as number;
+    const rows = db
+      .prepare(`SELECT count(*) FROM readings WHERE ${where}`)
+      .pluck()
+      .get(...params) as number;
+    const distinct = db
+      .prepare(`SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM readings WHERE ${where})`)
+      .pluck()
+      .get(...params) as number;
     const bySeries = new Map<string, Set<number>>();
-    const all = db.prepare(`SELECT s.name AS name, r.ts AS ts, r.v AS v FROM readings r JOIN series s ON s.id = r.series_id WHERE r.${where}`).all(...params) as Array<{ name: string; ts: number; v: number }>;
+    const all = db
+      .prepare(`SELECT s.name AS name, r.ts AS ts, r.v AS v FROM readings r JOIN series s ON s.id = r.series_id WHERE r.${where}`)
+      .all(...params) as Array<{ name: string; ts: number; v: number }>;
     for (const { name, ts, v } of all) {
       const seq = (ts - base) / 1000;
       assert.equal(v, seq, `${name}: the value stored at ts ${ts} is the seq it was published with`);
@@ -83,7 +91,10 @@ export function rowCounter(databasePath: string, seriesName?: string): RowCounte
   const query = (sql: string): unknown => {
     try {
       db ??= new Database(databasePath, { readonly: true, fileMustExist: true });
-      return db.prepare(`${sql} WHERE ${where}`).pluck().get(...params);
+      return db
+        .prepare(`${sql} WHERE ${where}`)
+        .pluck()
+        .get(...params);
     } catch {
       return null; // not created yet, or the schema is not migrated yet
     }
@@ -123,7 +134,9 @@ export function ingestDaemonConfig(
 export const isConnected = (line: LogLine) => line.msg === 'connected to broker';
 export const isConnectionLost = (line: LogLine) => typeof line.msg === 'string' && line.msg.startsWith('broker connection lost');
 export const subscribedTo = (filters: string[]) => (line: LogLine) =>
-  line.msg === 'subscribed' && Array.isArray(line.filters) && filters.every((filter) => (line.filters as string[]).some((granted) => granted.startsWith(`${filter} (qos 1)`)));
+  line.msg === 'subscribed' &&
+  Array.isArray(line.filters) &&
+  filters.every((filter) => (line.filters as string[]).some((granted) => granted.startsWith(`${filter} (qos 1)`)));
 
 export interface PacedStream {
   /** PUBACKs received so far. */

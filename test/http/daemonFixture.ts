@@ -20,7 +20,8 @@ const noise = (ts: number) => {
   const x = Math.sin((ts / READING_EVERY_MS) * 12.9898) * 43758.5453;
   return x - Math.floor(x) - 0.5;
 };
-export const signal = (ts: number) => 20 + 4 * Math.sin((2 * Math.PI * ts) / (24 * HOUR)) + Math.sin((2 * Math.PI * ts) / (6 * HOUR)) + 0.6 * noise(ts);
+export const signal = (ts: number) =>
+  20 + 4 * Math.sin((2 * Math.PI * ts) / (24 * HOUR)) + Math.sin((2 * Math.PI * ts) / (6 * HOUR)) + 0.6 * noise(ts);
 
 export interface Fixture {
   broker: EmbeddedBroker;
@@ -68,7 +69,14 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
   const baseTopic = `forecastd-${prefix}`;
   const config = parseConfig(
     {
-      mqtt: { url: broker.url, protocolVersion: broker.protocolVersion, clientId: `forecastd-${prefix}`, baseTopic, reconnectSeconds: 0.2, reconnectMaxSeconds: 0.5 },
+      mqtt: {
+        url: broker.url,
+        protocolVersion: broker.protocolVersion,
+        clientId: `forecastd-${prefix}`,
+        baseTopic,
+        reconnectSeconds: 0.2,
+        reconnectMaxSeconds: 0.5,
+      },
       ingest: { topics: [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}`, series: '{device}.{metric}' }] },
       storage: { stateDir },
       http: { enabled: true, port: 0, token: options.token },
@@ -102,7 +110,16 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
   return startedFixture({ broker, daemon, sensor, prefix, baseTopic, stateDir, url, token: options.token });
 }
 
-function startedFixture(parts: { broker: EmbeddedBroker; daemon: Daemon; sensor: MqttClient; prefix: string; baseTopic: string; stateDir: string; url: string; token: string | undefined }): Fixture {
+function startedFixture(parts: {
+  broker: EmbeddedBroker;
+  daemon: Daemon;
+  sensor: MqttClient;
+  prefix: string;
+  baseTopic: string;
+  stateDir: string;
+  url: string;
+  token: string | undefined;
+}): Fixture {
   const { broker, daemon, sensor, prefix, baseTopic, stateDir, url } = parts;
   const options = { token: parts.token };
   return {

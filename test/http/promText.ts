@@ -22,7 +22,13 @@ export interface ParsedFamily {
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
-const SUFFIXES: Record<string, string[]> = { histogram: ['_bucket', '_sum', '_count'], summary: ['_sum', '_count', ''], counter: [''], gauge: [''], untyped: [''] };
+const SUFFIXES: Record<string, string[]> = {
+  histogram: ['_bucket', '_sum', '_count'],
+  summary: ['_sum', '_count', ''],
+  counter: [''],
+  gauge: [''],
+  untyped: [''],
+};
 
 export class ExpositionError extends Error {
   constructor(lineNumber: number, line: string, problem: string) {
@@ -148,7 +154,10 @@ export function parseExposition(text: string): Map<string, ParsedFamily> {
     const sample = parseSample(line, fail);
     // The family is the sample's name, or its name minus a suffix its type allows.
     let family: ParsedFamily | undefined;
-    for (const candidate of [sample.name, ...['_bucket', '_sum', '_count'].filter((suffix) => sample.name.endsWith(suffix)).map((suffix) => sample.name.slice(0, -suffix.length))]) {
+    for (const candidate of [
+      sample.name,
+      ...['_bucket', '_sum', '_count'].filter((suffix) => sample.name.endsWith(suffix)).map((suffix) => sample.name.slice(0, -suffix.length)),
+    ]) {
       const known = families.get(candidate);
       if (known && SUFFIXES[known.type].includes(sample.name.slice(candidate.length))) {
         family = known;
@@ -175,7 +184,9 @@ function checkHistogram(family: ParsedFamily): void {
     groups.set(key, [...(groups.get(key) ?? []), sample]);
   }
   for (const [key, samples] of groups) {
-    const buckets = samples.filter((sample) => sample.name.endsWith('_bucket')).map((sample) => ({ le: Number(sample.labels.le === '+Inf' ? Infinity : sample.labels.le), value: sample.value }));
+    const buckets = samples
+      .filter((sample) => sample.name.endsWith('_bucket'))
+      .map((sample) => ({ le: Number(sample.labels.le === '+Inf' ? Infinity : sample.labels.le), value: sample.value }));
     const count = samples.find((sample) => sample.name.endsWith('_count'));
     const sum = samples.find((sample) => sample.name.endsWith('_sum'));
     if (!count || !sum) throw new Error(`histogram ${family.name}${key}: _sum and _count are required`);

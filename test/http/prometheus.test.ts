@@ -43,19 +43,38 @@ describe('Prometheus text exposition', () => {
 
   it('round-trips any label value and help text', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.double(), (label, help, value) => {
-        const text = renderExposition([{ name: 'prop_metric', type: 'gauge', help, samples: [{ labels: { label }, value }] }]);
-        const family = parseExposition(text).get('prop_metric')!;
-        assert.equal(family.help, help);
-        assert.equal(family.samples[0].labels.label, label);
-        assert.ok(Object.is(family.samples[0].value, value) || (value === 0 && family.samples[0].value === 0), `${value} read back as ${family.samples[0].value}`);
-      }),
+      fc.property(
+        fc.string({ unit: 'grapheme', maxLength: 40 }),
+        fc.string({ unit: 'grapheme', maxLength: 40 }),
+        fc.double(),
+        (label, help, value) => {
+          const text = renderExposition([{ name: 'prop_metric', type: 'gauge', help, samples: [{ labels: { label }, value }] }]);
+          const family = parseExposition(text).get('prop_metric')!;
+          assert.equal(family.help, help);
+          assert.equal(family.samples[0].labels.label, label);
+          assert.ok(
+            Object.is(family.samples[0].value, value) || (value === 0 && family.samples[0].value === 0),
+            `${value} read back as ${family.samples[0].value}`,
+          );
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it('writes NaN and infinities the way Prometheus reads them', () => {
-    const text = renderExposition([{ name: 'x', type: 'gauge', help: 'x', samples: [{ labels: { a: '1' }, value: NaN }, { labels: { a: '2' }, value: Infinity }, { labels: { a: '3' }, value: -Infinity }]}]);
+    const text = renderExposition([
+      {
+        name: 'x',
+        type: 'gauge',
+        help: 'x',
+        samples: [
+          { labels: { a: '1' }, value: NaN },
+          { labels: { a: '2' }, value: Infinity },
+          { labels: { a: '3' }, value: -Infinity },
+        ],
+      },
+    ]);
     assert.match(text, /^x\{a="1"\} NaN$/m);
     assert.match(text, /^x\{a="2"\} \+Inf$/m);
     assert.match(text, /^x\{a="3"\} -Inf$/m);
@@ -63,7 +82,12 @@ describe('Prometheus text exposition', () => {
   });
 
   it('refuses invalid metric and label names and a family written twice', () => {
-    const family = (name: string, labels: Record<string, string> = {}): MetricFamily => ({ name, type: 'gauge', help: 'h', samples: [{ labels, value: 1 }] });
+    const family = (name: string, labels: Record<string, string> = {}): MetricFamily => ({
+      name,
+      type: 'gauge',
+      help: 'h',
+      samples: [{ labels, value: 1 }],
+    });
     assert.throws(() => renderExposition([family('1bad')]), /invalid metric name/);
     assert.throws(() => renderExposition([family('good', { 'bad-label': 'x' })]), /invalid label name/);
     assert.throws(() => renderExposition([family('good', { __reserved: 'x' })]), /invalid label name/);
@@ -77,7 +101,9 @@ describe('Prometheus text exposition', () => {
   it('writes cumulative histograms with +Inf, _sum and _count', () => {
     const histogram = new Histogram([1, 5, 15]);
     for (const seconds of [0.5, 3, 3, 12, 40]) histogram.observe(seconds);
-    const text = renderExposition([{ name: 'forecastd_training_duration_seconds', type: 'histogram', help: 'Durations.', samples: histogram.samples({ forecast: 'room' }) }]);
+    const text = renderExposition([
+      { name: 'forecastd_training_duration_seconds', type: 'histogram', help: 'Durations.', samples: histogram.samples({ forecast: 'room' }) },
+    ]);
     const families = parseExposition(text);
     const value = (le: string) => sampleValue(families, 'forecastd_training_duration_seconds_bucket', { forecast: 'room', le });
     assert.deepEqual([value('1'), value('5'), value('15'), value('+Inf')], [1, 3, 4, 5]);

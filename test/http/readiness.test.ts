@@ -32,15 +32,31 @@ describe('readiness checks', () => {
   });
 
   it('scheduler: alive while every forecast ticks within two intervals; names the late one', () => {
-    const forecasts = parseConfig({ forecasts: [{ name: 'a', target: 'x.a', interval: '10m' }, { name: 'b', target: 'x.b', interval: '1h' }] }, 'test', {}).forecasts;
+    const forecasts = parseConfig(
+      {
+        forecasts: [
+          { name: 'a', target: 'x.a', interval: '10m' },
+          { name: 'b', target: 'x.b', interval: '1h' },
+        ],
+      },
+      'test',
+      {},
+    ).forecasts;
     const start = 1_000_000_000_000;
-    const ticks = new Map([['a', start + 50 * 60_000], ['b', start]]);
-    const at = (minutes: number) => schedulerAlive({ forecasts, lastTick: (name) => ticks.get(name), startedAt: start, clock: () => start + minutes * 60_000 });
+    const ticks = new Map([
+      ['a', start + 50 * 60_000],
+      ['b', start],
+    ]);
+    const at = (minutes: number) =>
+      schedulerAlive({ forecasts, lastTick: (name) => ticks.get(name), startedAt: start, clock: () => start + minutes * 60_000 });
     assert.equal(at(60).ok, true);
     const late = at(75);
     assert.equal(late.ok, false);
     assert.match(late.detail, /^forecast ticks are late: a last ticked 1500 s ago \(every 600 s expected\)$/);
-    assert.equal(schedulerAlive({ forecasts: [], lastTick: () => undefined, startedAt: start, clock: () => start }).detail, 'no forecasts configured');
+    assert.equal(
+      schedulerAlive({ forecasts: [], lastTick: () => undefined, startedAt: start, clock: () => start }).detail,
+      'no forecasts configured',
+    );
   });
 
   it('broker: the URL in the reason carries no credentials', () => {

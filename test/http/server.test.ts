@@ -100,7 +100,14 @@ describe('HTTP endpoint', { timeout: 60_000 }, () => {
 
   it('/metrics parses, and its reading counters move when readings arrive', async () => {
     const before = await metrics();
-    for (const name of ['forecastd_readings_received_total', 'forecastd_readings_stored_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'forecastd_tf_tensors', 'forecastd_database_used_bytes']) {
+    for (const name of [
+      'forecastd_readings_received_total',
+      'forecastd_readings_stored_total',
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'forecastd_tf_tensors',
+      'forecastd_database_used_bytes',
+    ]) {
       assert.ok(sampleValue(before, name) !== undefined, `${name} is exported`);
     }
     assert.ok(sampleValue(before, 'forecastd_event_loop_delay_seconds', { stat: 'p99' }) !== undefined);
@@ -112,7 +119,8 @@ describe('HTTP endpoint', { timeout: 60_000 }, () => {
     await waitFor(() => fixture.daemon.ingestor.counters.rejected.not_a_number === 1, 5_000, 'the bad reading to be rejected');
 
     const after = await metrics();
-    const delta = (name: string, labels: Record<string, string> = {}) => (sampleValue(after, name, labels) ?? NaN) - (sampleValue(before, name, labels) ?? NaN);
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      (sampleValue(after, name, labels) ?? NaN) - (sampleValue(before, name, labels) ?? NaN);
     assert.equal(delta('forecastd_readings_stored_total'), stored);
     assert.equal(delta('forecastd_readings_received_total'), stored + 1);
     assert.equal(delta('forecastd_readings_rejected_total', { reason: 'not_a_number' }), 1);
@@ -125,7 +133,10 @@ describe('HTTP endpoint', { timeout: 60_000 }, () => {
     assert.ok(series.some((entry) => entry.name === 'room.temp'));
 
     const forecasts = (await (await fixture.get('/api/forecasts')).json()) as Array<{ name: string; readiness: string; unit: string }>;
-    assert.deepEqual(forecasts.map((forecast) => [forecast.name, forecast.readiness, forecast.unit]), [['room', 'warming_up', '°C']]);
+    assert.deepEqual(
+      forecasts.map((forecast) => [forecast.name, forecast.readiness, forecast.unit]),
+      [['room', 'warming_up', '°C']],
+    );
 
     const latest = await fixture.get('/api/forecasts/room');
     assert.equal(latest.status, 404);
@@ -154,7 +165,9 @@ describe('HTTP endpoint', { timeout: 60_000 }, () => {
   it('publishes a retained status document with version, uptime, backend and per-forecast readiness', async () => {
     const watcher = await mqtt.connectAsync(fixture.broker.url, { protocolVersion: 4, clientId: `status-${fixture.prefix}` });
     try {
-      const received = new Promise<Record<string, any>>((resolve) => watcher.on('message', (_topic, payload) => resolve(JSON.parse(payload.toString()))));
+      const received = new Promise<Record<string, any>>((resolve) =>
+        watcher.on('message', (_topic, payload) => resolve(JSON.parse(payload.toString()))),
+      );
       await watcher.subscribeAsync(`${fixture.baseTopic}/status`, { qos: 0 });
       const status = await received;
       assert.match(status.version, /^\d+\.\d+\.\d+/);

@@ -21,34 +21,62 @@ const fieldsOf = (text: string, delimiter = ',') => parse([text], delimiter).map
 
 describe('CsvParser', () => {
   it('splits plain records on the delimiter and line feeds', () => {
-    assert.deepEqual(fieldsOf('a,b,c\n1,2,3\n'), [['a', 'b', 'c'], ['1', '2', '3']]);
+    assert.deepEqual(fieldsOf('a,b,c\n1,2,3\n'), [
+      ['a', 'b', 'c'],
+      ['1', '2', '3'],
+    ]);
   });
 
   it('drops the CR of CRLF line endings, and reads a last record without a line break', () => {
-    assert.deepEqual(fieldsOf('a,b\r\n1,2\r\n'), [['a', 'b'], ['1', '2']]);
-    assert.deepEqual(fieldsOf('a;b\r\n1;2\r\n3;4', ';'), [['a', 'b'], ['1', '2'], ['3', '4']]);
+    assert.deepEqual(fieldsOf('a,b\r\n1,2\r\n'), [
+      ['a', 'b'],
+      ['1', '2'],
+    ]);
+    assert.deepEqual(fieldsOf('a;b\r\n1;2\r\n3;4', ';'), [
+      ['a', 'b'],
+      ['1', '2'],
+      ['3', '4'],
+    ]);
   });
 
   it('keeps empty cells, including a trailing one', () => {
-    assert.deepEqual(fieldsOf('t,x,y\n1,,3\n2,5,\n'), [['t', 'x', 'y'], ['1', '', '3'], ['2', '5', '']]);
+    assert.deepEqual(fieldsOf('t,x,y\n1,,3\n2,5,\n'), [
+      ['t', 'x', 'y'],
+      ['1', '', '3'],
+      ['2', '5', ''],
+    ]);
   });
 
   it('reads quoted fields holding the delimiter, doubled quotes and line breaks', () => {
     const text = 'name,note\n"a,b","say ""hi"""\n"two\r\nlines",x\n"",y\n';
-    assert.deepEqual(fieldsOf(text), [['name', 'note'], ['a,b', 'say "hi"'], ['two\r\nlines', 'x'], ['', 'y']]);
+    assert.deepEqual(fieldsOf(text), [
+      ['name', 'note'],
+      ['a,b', 'say "hi"'],
+      ['two\r\nlines', 'x'],
+      ['', 'y'],
+    ]);
   });
 
   it('numbers each record by the line it starts on, counting line breaks inside quotes', () => {
     const records = parse(['h\n"a\nb"\nc\n']);
-    assert.deepEqual(records.map((record) => record.line), [1, 2, 4]);
+    assert.deepEqual(
+      records.map((record) => record.line),
+      [1, 2, 4],
+    );
   });
 
   it('reads malformed quoting leniently instead of dropping text', () => {
-    assert.deepEqual(fieldsOf('5" pipe,2\n"x"y,3\n'), [['5" pipe', '2'], ['xy', '3']]);
+    assert.deepEqual(fieldsOf('5" pipe,2\n"x"y,3\n'), [
+      ['5" pipe', '2'],
+      ['xy', '3'],
+    ]);
   });
 
   it('drops a UTF-8 byte order mark at the start only', () => {
-    assert.deepEqual(fieldsOf('\uFEFFtimestamp,v\n1,\uFEFF\n'), [['timestamp', 'v'], ['1', '\uFEFF']]);
+    assert.deepEqual(fieldsOf('\uFEFFtimestamp,v\n1,\uFEFF\n'), [
+      ['timestamp', 'v'],
+      ['1', '\uFEFF'],
+    ]);
   });
 
   it('gives the same records whatever the chunk boundaries', () => {
@@ -141,8 +169,22 @@ describe('parseTimestamp', () => {
   });
 
   it('refuses impossible or unknown forms', () => {
-    for (const text of ['', 'yesterday', '2004-13-01', '2005-02-29', '2004-04-31', '2004-03-10T24:00', '2004-03-10T18:60', '2004-03-10T18:00:00+25:00',
-      '2004-03-10T18:00:00 CET', '20040310', '12345678', '2004/03/10', '32/01/2004', '2004-03-1']) {
+    for (const text of [
+      '',
+      'yesterday',
+      '2004-13-01',
+      '2005-02-29',
+      '2004-04-31',
+      '2004-03-10T24:00',
+      '2004-03-10T18:60',
+      '2004-03-10T18:00:00+25:00',
+      '2004-03-10T18:00:00 CET',
+      '20040310',
+      '12345678',
+      '2004/03/10',
+      '32/01/2004',
+      '2004-03-1',
+    ]) {
       assert.ok(Number.isNaN(parseTimestamp(text, UTC)), text);
     }
   });
@@ -202,8 +244,17 @@ describe('planColumns', () => {
     const plan = planColumns(['Date', 'Time', 'CO(GT)', '', '']);
     assert.equal(plan.timestamp.column, 'Date');
     assert.equal(plan.time?.column, 'Time');
-    assert.deepEqual(plan.values.map((column) => column.series), ['CO_GT']);
-    assert.deepEqual(plan.ignored.map((column) => [column.index, column.reason]), [[3, 'unnamed'], [4, 'unnamed']]);
+    assert.deepEqual(
+      plan.values.map((column) => column.series),
+      ['CO_GT'],
+    );
+    assert.deepEqual(
+      plan.ignored.map((column) => [column.index, column.reason]),
+      [
+        [3, 'unnamed'],
+        [4, 'unnamed'],
+      ],
+    );
   });
 
   it('takes --timestamp-column by name or by position counting from 1', () => {
@@ -216,8 +267,14 @@ describe('planColumns', () => {
     assert.equal(sanitizeColumnName('PT08.S1(CO)'), 'PT08.S1_CO');
     assert.equal(sanitizeColumnName(' Temp °C '), 'Temp_C');
     const plan = planColumns(['timestamp', 'CO(GT)', 'T', 'RH'], { prefix: 'air.', map: { T: 'kitchen.temperature' }, skip: ['RH'] });
-    assert.deepEqual(plan.values.map((column) => column.series), ['air.CO_GT', 'kitchen.temperature']);
-    assert.deepEqual(plan.ignored.map((column) => column.column), ['RH']);
+    assert.deepEqual(
+      plan.values.map((column) => column.series),
+      ['air.CO_GT', 'kitchen.temperature'],
+    );
+    assert.deepEqual(
+      plan.ignored.map((column) => column.column),
+      ['RH'],
+    );
   });
 
   it('says what to do when the options do not fit the header', () => {
@@ -256,14 +313,22 @@ describe('importCsv', () => {
     assert.equal(summary.readingsStored, 4);
     assert.deepEqual(
       summary.columns.map((column) => [column.series, column.readings, column.rejected]),
-      [['Temp_C', 2, 0], ['RH', 2, 0], ['note', 0, 2]],
+      [
+        ['Temp_C', 2, 0],
+        ['RH', 2, 0],
+        ['note', 0, 2],
+      ],
     );
     assert.deepEqual(summary.columns[2].firstRejected, { line: 2, text: 'ok; fine' });
     const temperature = readings.read('Temp_C', 0, Number.MAX_SAFE_INTEGER);
     assert.deepEqual([...temperature.timestampsMs], [at('2024-01-01T00:00:00Z'), at('2024-01-01T02:00:00Z')]);
     assert.deepEqual([...temperature.values], [21.5, -0.5]);
     assert.deepEqual([...readings.read('RH', 0, Number.MAX_SAFE_INTEGER).values], [40, 41.25]);
-    assert.deepEqual(catalog.list().map((series) => series.name), ['RH', 'Temp_C'], 'the all-text column creates no series');
+    assert.deepEqual(
+      catalog.list().map((series) => series.name),
+      ['RH', 'Temp_C'],
+      'the all-text column creates no series',
+    );
   });
 
   it('is idempotent, across many small transactions and chunks', async () => {
@@ -280,7 +345,8 @@ describe('importCsv', () => {
   });
 
   it('counts bad timestamps, out-of-range numbers and blank rows without failing; missing markers match by value or text', async () => {
-    const text = 'time,v\n2024-01-01,1\nsoon,2\n2024-01-03,1e400\n2024-01-04,2e15\n2024-01-05,-200\n2024-01-05,"-200,0"\n2024-01-05,NA\n,\n\n2024-01-06, 6 \n';
+    const text =
+      'time,v\n2024-01-01,1\nsoon,2\n2024-01-03,1e400\n2024-01-04,2e15\n2024-01-05,-200\n2024-01-05,"-200,0"\n2024-01-05,NA\n,\n\n2024-01-06, 6 \n';
     const summary = await importCsv(source(text), store(), { ...options, decimalComma: true, missing: ['-200', 'NA'] });
     assert.equal(summary.rowsRead, 10);
     assert.equal(summary.blankRows, 2);

@@ -21,7 +21,9 @@ const doubleText = (value: number) => (Object.is(value, -0) ? '-0' : String(valu
 
 /** UTF-16 code units, lone surrogates included (what a JS string may hold and UTF-8 cannot). */
 const codeUnitString = (maxLength: number) =>
-  fc.array(fc.oneof(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0xd800, max: 0xdfff })), { maxLength }).map((units) => String.fromCharCode(...units));
+  fc
+    .array(fc.oneof(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0xd800, max: 0xdfff })), { maxLength })
+    .map((units) => String.fromCharCode(...units));
 
 /** Number literals a sensor or a fuzzer may send, valid JSON or not. */
 const numberText = fc.oneof(
@@ -29,9 +31,38 @@ const numberText = fc.oneof(
   fc.integer().map(String),
   fc.double({ min: -1e15, max: 1e15, noNaN: true }).map(doubleText),
   fc.constantFrom(
-    '1e400', '-1e400', '-0', '0', '4.9e-324', '5e-324', '2.2250738585072014e-308', '1e-400', '1e15', '-1e15', '1.000001e15',
-    '1e16', '9007199254740993', '0.1', '1E+2', '00', '01', '.5', '5.', '+1', '- 1', '0x10', '1_000', '١٢', 'NaN', 'Infinity',
-    '-Infinity', '1e', '--1', '1..2', '\u00a01\u00a0', '\ufeff1',
+    '1e400',
+    '-1e400',
+    '-0',
+    '0',
+    '4.9e-324',
+    '5e-324',
+    '2.2250738585072014e-308',
+    '1e-400',
+    '1e15',
+    '-1e15',
+    '1.000001e15',
+    '1e16',
+    '9007199254740993',
+    '0.1',
+    '1E+2',
+    '00',
+    '01',
+    '.5',
+    '5.',
+    '+1',
+    '- 1',
+    '0x10',
+    '1_000',
+    '١٢',
+    'NaN',
+    'Infinity',
+    '-Infinity',
+    '1e',
+    '--1',
+    '1..2',
+    '\u00a01\u00a0',
+    '\ufeff1',
   ),
 );
 
@@ -39,16 +70,48 @@ const numberText = fc.oneof(
 const timestampText = (nowMs: number) =>
   fc.oneof(
     fc.constantFrom(
-      '8.64e15', '-8.64e15', '8640000000000001', '-8640000000000001', '0', '-1', '-0', '1e308', '-1e308', '1e400', '0.5',
-      '1e-300', 'null', 'true', 'false', '"0"', '"-1"', '"8.64e15"', '""', '"2026-01-01T00:00:00"', '"2026-13-45T99:99:99Z"',
-      '"+275760-09-13T00:00:00Z"', '"0000-01-01T00:00:00Z"', '"9999-12-31T23:59:59.999999999Z"', '"1970-01-01T00:00:00+25:99"',
-      '[]', '{}', '[1700000000]', '{"ts":1}',
+      '8.64e15',
+      '-8.64e15',
+      '8640000000000001',
+      '-8640000000000001',
+      '0',
+      '-1',
+      '-0',
+      '1e308',
+      '-1e308',
+      '1e400',
+      '0.5',
+      '1e-300',
+      'null',
+      'true',
+      'false',
+      '"0"',
+      '"-1"',
+      '"8.64e15"',
+      '""',
+      '"2026-01-01T00:00:00"',
+      '"2026-13-45T99:99:99Z"',
+      '"+275760-09-13T00:00:00Z"',
+      '"0000-01-01T00:00:00Z"',
+      '"9999-12-31T23:59:59.999999999Z"',
+      '"1970-01-01T00:00:00+25:99"',
+      '[]',
+      '{}',
+      '[1700000000]',
+      '{"ts":1}',
     ),
     // Plausible past times, as epoch ms, epoch seconds (float too) and ISO 8601 with and without a zone.
     fc.integer({ min: 60_000, max: FUZZ_MAX_AGE_MS - DAY_MS }).chain((ago) => {
       const ts = nowMs - ago;
       const iso = new Date(ts).toISOString();
-      return fc.constantFrom(String(ts), String(Math.floor(ts / 1000)), String(ts / 1000), JSON.stringify(iso), JSON.stringify(iso.replace('Z', '+02:00')), JSON.stringify(iso.slice(0, -1)));
+      return fc.constantFrom(
+        String(ts),
+        String(Math.floor(ts / 1000)),
+        String(ts / 1000),
+        JSON.stringify(iso),
+        JSON.stringify(iso.replace('Z', '+02:00')),
+        JSON.stringify(iso.slice(0, -1)),
+      );
     }),
     // Clearly in the future, and clearly too old.
     fc.integer({ min: HOUR_MS, max: 1000 * 365 * DAY_MS }).map((ahead) => String(nowMs + ahead)),
@@ -60,10 +123,29 @@ const timestampText = (nowMs: number) =>
 /** Keys the decoder looks for, keys that reach for a prototype, and arbitrary text (lone surrogates too). */
 const keyText = fc
   .oneof(
-    { weight: 3, arbitrary: fc.constantFrom('value', 'v', 'val', 'ts', 'time', 'timestamp', 'temperature', 'humidity', 'battery_low', 'data', 'meta') },
+    {
+      weight: 3,
+      arbitrary: fc.constantFrom('value', 'v', 'val', 'ts', 'time', 'timestamp', 'temperature', 'humidity', 'battery_low', 'data', 'meta'),
+    },
     { weight: 2, arbitrary: fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__') },
     { weight: 2, arbitrary: fc.constantFrom('bn', 'bt', 'bu', 'bv', 'bver', 'n', 't', 'u', 's', 'vs', 'vb', 'vd', 'x_', 'bn_') },
-    { weight: 1, arbitrary: fc.constantFrom('', ' ', '0', 'a.b', 'a/b', '../x', "'; DROP TABLE readings; --", 'a"b', '\u202ertl', '😀', 'x'.repeat(64), 'x'.repeat(65)) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '',
+        ' ',
+        '0',
+        'a.b',
+        'a/b',
+        '../x',
+        "'; DROP TABLE readings; --",
+        'a"b',
+        '\u202ertl',
+        '😀',
+        'x'.repeat(64),
+        'x'.repeat(65),
+      ),
+    },
     { weight: 2, arbitrary: fc.string({ maxLength: 70 }) },
     { weight: 1, arbitrary: codeUnitString(8) },
   )
@@ -81,7 +163,9 @@ const jsonText = (nowMs: number): fc.Arbitrary<string> =>
       tie('object'),
       tie('array'),
     ),
-    object: fc.array(fc.tuple(keyText, tie('value')), { maxLength: 10 }).map((entries) => `{${entries.map(([key, value]) => `${key}:${value}`).join(',')}}`),
+    object: fc
+      .array(fc.tuple(keyText, tie('value')), { maxLength: 10 })
+      .map((entries) => `{${entries.map(([key, value]) => `${key}:${value}`).join(',')}}`),
     array: fc.array(tie('value'), { maxLength: 10 }).map((items) => `[${items.join(',')}]`),
   })).value;
 
@@ -112,7 +196,18 @@ const batchText = (nowMs: number) =>
 /** RFC 8428 packs with base fields, relative and absolute times, names outside the SenML alphabet. */
 const senmlText = (nowMs: number) => {
   const name = fc.oneof(
-    fc.constantFrom('urn:dev:ow:10e2073a01080063:', '/3303/0/5700', 'temp', '', '..', '../../etc/passwd', 'a b', '__proto__', '\u202e', 'x'.repeat(200)),
+    fc.constantFrom(
+      'urn:dev:ow:10e2073a01080063:',
+      '/3303/0/5700',
+      'temp',
+      '',
+      '..',
+      '../../etc/passwd',
+      'a b',
+      '__proto__',
+      '\u202e',
+      'x'.repeat(200),
+    ),
     fc.string({ maxLength: 20 }),
   );
   const seconds = fc.oneof(
@@ -138,7 +233,12 @@ const senmlText = (nowMs: number) => {
       },
       { requiredKeys: [] },
     )
-    .map((fields) => `{${Object.entries(fields).map(([label, text]) => `"${label}":${text}`).join(',')}}`);
+    .map(
+      (fields) =>
+        `{${Object.entries(fields)
+          .map(([label, text]) => `"${label}":${text}`)
+          .join(',')}}`,
+    );
   return fc.array(record, { maxLength: 12 }).map((records) => `[${records.join(',')}]`);
 };
 

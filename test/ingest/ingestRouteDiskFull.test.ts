@@ -78,7 +78,13 @@ function setup(options: { deadLetterFails?: () => boolean; maxHeld?: number } = 
   const deliver = (payloads: string[]) => {
     for (const payload of payloads) {
       const messageId = nextId++;
-      client.router.dispatch({ topic: 'sensors/room/temp', payload: Buffer.from(payload), qos: 1, redelivered: false, settle: client.sequencer.open(messageId) });
+      client.router.dispatch({
+        topic: 'sensors/room/temp',
+        payload: Buffer.from(payload),
+        qos: 1,
+        redelivered: false,
+        settle: client.sequencer.open(messageId),
+      });
     }
   };
   const reading = (second: number) => JSON.stringify({ value: second, ts: NOW - 60_000 + second * 1000 });
@@ -101,7 +107,12 @@ describe('group commit on a full disk', () => {
     assert.equal(store.count(), 2);
     assert.equal(ingestor.counters.stored, 2, 'the failed group does not count as stored');
     assert.equal(ingestor.counters.received, 2, 'nor as received: it will be received again');
-    assert.deepEqual(subscription.health(), { storing: false, failingSince: subscription.health().failingSince, lastError: 'database or disk is full', held: 3 });
+    assert.deepEqual(subscription.health(), {
+      storing: false,
+      failingSince: subscription.health().failingSince,
+      lastError: 'database or disk is full',
+      held: 3,
+    });
     assert.equal(errors().length, 1);
     assert.match(errors()[0].msg, /cannot store readings \(is the disk full\?\)/);
     assert.equal(errors()[0].code, 'SQLITE_FULL');
@@ -113,7 +124,10 @@ describe('group commit on a full disk', () => {
     const failedBefore = subscription.counters.failedGroups;
     await waitFor(() => subscription.counters.failedGroups >= failedBefore + 3, 5_000, 'three failed retries');
     assert.equal(errors().length, 1, 'failed retries add no error line');
-    assert.ok(lines.some((line) => line.msg === 'retry failed: still cannot store readings'), 'each failed retry is a debug line');
+    assert.ok(
+      lines.some((line) => line.msg === 'retry failed: still cannot store readings'),
+      'each failed retry is a debug line',
+    );
     assert.deepEqual(client.acked, [1, 2]);
     assert.equal(client.reconnects, 0, 'retries stay on the same connection');
 
@@ -121,7 +135,10 @@ describe('group commit on a full disk', () => {
     await waitFor(() => subscription.health().storing, 5_000, 'a retry to commit');
     assert.deepEqual(client.acked, [1, 2, 3, 4, 5, 6, 7], 'acknowledged after the commit, in arrival order');
     assert.equal(store.count(), 7);
-    assert.deepEqual({ received: ingestor.counters.received, stored: ingestor.counters.stored, duplicates: ingestor.counters.duplicates }, { received: 7, stored: 7, duplicates: 0 });
+    assert.deepEqual(
+      { received: ingestor.counters.received, stored: ingestor.counters.stored, duplicates: ingestor.counters.duplicates },
+      { received: 7, stored: 7, duplicates: 0 },
+    );
     assert.equal(subscription.health().held, 0);
     assert.equal(subscription.counters.recoveries, 1);
     assert.equal(lines.filter((line) => line.msg === 'storing readings again').length, 1);
@@ -149,7 +166,11 @@ describe('group commit on a full disk', () => {
     assert.deepEqual(client.acked, [1, 2]);
     assert.equal(store.count(), 1);
     assert.equal(ingestor.counters.received, 2);
-    assert.equal(ingestor.counters.stored + ingestor.counters.duplicates + ingestor.rejectedTotal(), ingestor.counters.received, 'received = stored + duplicates + rejected');
+    assert.equal(
+      ingestor.counters.stored + ingestor.counters.duplicates + ingestor.rejectedTotal(),
+      ingestor.counters.received,
+      'received = stored + duplicates + rejected',
+    );
   });
 
   it('holds at most maxHeld messages; after the recovery it reconnects once, so that the broker resends the others', async () => {

@@ -86,7 +86,10 @@ describe('Ingestor', () => {
 
   it('stores a SenML pack under <rule series>.<bn + n>', () => {
     const { ingestor, stored } = setup({ limits: { maxPayloadBytes: 4096 } });
-    ingestor.handle('senml/meter', bytes('[{"bn":"urn:dev:ow:10e2073a01080063:","n":"voltage","u":"V","t":-60,"v":120.1},{"n":"current","u":"A","v":1.2}]'));
+    ingestor.handle(
+      'senml/meter',
+      bytes('[{"bn":"urn:dev:ow:10e2073a01080063:","n":"voltage","u":"V","t":-60,"v":120.1},{"n":"current","u":"A","v":1.2}]'),
+    );
     assert.deepEqual(stored('meter.urn:dev:ow:10e2073a01080063:voltage'), { timestampsMs: [NOW - 60_000], values: [120.1] });
     assert.deepEqual(stored('meter.urn:dev:ow:10e2073a01080063:current'), { timestampsMs: [NOW], values: [1.2] });
   });
@@ -157,8 +160,19 @@ describe('Ingestor', () => {
     assert.deepEqual(
       ingestor.counters.rejected,
       rejectedOnly({
-        unknown_topic: 2, not_a_number: 1, non_finite: 1, out_of_range: 1, not_text: 1, too_large: 1,
-        bad_json_shape: 1, bad_timestamp: 1, too_old: 1, in_future: 1, bad_series_name: 2, too_deep: 1, too_many_readings: 1,
+        unknown_topic: 2,
+        not_a_number: 1,
+        non_finite: 1,
+        out_of_range: 1,
+        not_text: 1,
+        too_large: 1,
+        bad_json_shape: 1,
+        bad_timestamp: 1,
+        too_old: 1,
+        in_future: 1,
+        bad_series_name: 2,
+        too_deep: 1,
+        too_many_readings: 1,
       }),
     );
     assert.equal(ingestor.rejectedTotal(), 15);
@@ -222,7 +236,10 @@ describe('Ingestor', () => {
     ingestor.handle('other/topic', bytes('1'));
     ingestor.handle('sensors/a/b', bytes('1e400'));
     ingestor.handle('other/topic', bytes('1'));
-    assert.deepEqual(warnings.map((call) => call.fields.reason), ['not_a_number', 'unknown_topic', 'non_finite']);
+    assert.deepEqual(
+      warnings.map((call) => call.fields.reason),
+      ['not_a_number', 'unknown_topic', 'non_finite'],
+    );
   });
 
   it('never logs the payload, and caps the topic at 200 characters', () => {
@@ -315,7 +332,10 @@ describe('Ingestor with dead letters', () => {
     assert.equal(deadLetters!.count(), 2);
     clock.now = NOW + 24 * HOUR_MS + 1;
     ingestor.handle('sensors/a/b', bytes('new'));
-    assert.deepEqual(deadLetters!.recent(10).map((row) => row.payload.toString()), ['new', 'middle']);
+    assert.deepEqual(
+      deadLetters!.recent(10).map((row) => row.payload.toString()),
+      ['new', 'middle'],
+    );
   });
 
   it('keeps dead letters stamped before the clock was set past the first prune after it is, leaving them to maxRows', () => {
@@ -324,9 +344,16 @@ describe('Ingestor with dead letters', () => {
     ingestor.handle('sensors/a/b', bytes('at boot'));
     clock.now = NOW;
     ingestor.handle('sensors/a/b', bytes('synced'));
-    assert.deepEqual(deadLetters!.recent(10).map((row) => row.payload.toString()), ['synced', 'at boot']);
+    assert.deepEqual(
+      deadLetters!.recent(10).map((row) => row.payload.toString()),
+      ['synced', 'at boot'],
+    );
     for (const payload of ['later 1', 'later 2']) ingestor.handle('sensors/a/b', bytes(payload));
-    assert.deepEqual(deadLetters!.recent(10).map((row) => row.payload.toString()), ['later 2', 'later 1', 'synced'], 'the row cap still applies');
+    assert.deepEqual(
+      deadLetters!.recent(10).map((row) => row.payload.toString()),
+      ['later 2', 'later 1', 'synced'],
+      'the row cap still applies',
+    );
   });
 
   it('prunes at start, so that a lowered maxRows applies at once', () => {
@@ -344,6 +371,9 @@ describe('Ingestor with dead letters', () => {
     assert.equal(ingestor.counters.rejected.not_a_number, 2);
     assert.equal(ingestor.counters.deadLettered, 0);
     assert.equal(ingestor.counters.deadLetterFailures, 2);
-    assert.deepEqual(warnings.map((call) => call.message), ['could not write a dead letter; the message is rejected all the same', 'reading rejected']);
+    assert.deepEqual(
+      warnings.map((call) => call.message),
+      ['could not write a dead letter; the message is rejected all the same', 'reading rejected'],
+    );
   });
 });

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
-import { decodePayload, parseTimestamp, type DecodeLimits, type DecodeResult, type PayloadFormat, type RejectionReason } from '../../src/ingest/payload.js';
+import {
+  decodePayload,
+  parseTimestamp,
+  type DecodeLimits,
+  type DecodeResult,
+  type PayloadFormat,
+  type RejectionReason,
+} from '../../src/ingest/payload.js';
 
 /** 2026-01-01T12:00:00Z: 1767225600 s is 2026-01-01T00:00Z (1735689600 for 2025-01-01 plus 365 × 86400), plus 12 h. */
 const NOW = 1_767_268_800_000;
@@ -96,7 +103,9 @@ describe('decodePayload: JSON objects', () => {
   it('skips fields that are not numbers: booleans, strings, null, objects and arrays are state, not readings', () => {
     assert.deepEqual(readingsOf(decode('{"temperature":21.5,"battery_low":false}')), [{ field: 'temperature', ts: NOW, value: 21.5 }]);
     assert.deepEqual(
-      readingsOf(decode('{"state":"ON","humidity":48,"note":null,"update":{"state":"idle","installed_version":1},"colors":[1,2],"numeric_text":"21.5"}')),
+      readingsOf(
+        decode('{"state":"ON","humidity":48,"note":null,"update":{"state":"idle","installed_version":1},"colors":[1,2],"numeric_text":"21.5"}'),
+      ),
       [{ field: 'humidity', ts: NOW, value: 48 }],
     );
   });
@@ -239,7 +248,9 @@ describe('decodePayload: valuePath and timestampPath', () => {
   });
 
   it('steps into arrays by index', () => {
-    assert.deepEqual(readingsOf(decode('{"sensors":[{"t":1},{"t":2.5}]}', LIMITS, { format: 'json', valuePath: 'sensors.1.t' })), [{ ts: NOW, value: 2.5 }]);
+    assert.deepEqual(readingsOf(decode('{"sensors":[{"t":1},{"t":2.5}]}', LIMITS, { format: 'json', valuePath: 'sensors.1.t' })), [
+      { ts: NOW, value: 2.5 },
+    ]);
   });
 
   it('applies the paths to each entry of a batch', () => {
@@ -335,8 +346,16 @@ describe('decodePayload: SenML (RFC 8428)', () => {
   });
 
   it('reads times below 2^28 s as relative to the receive time, from 2^28 on as epoch seconds', () => {
-    const pack = '[{"bn":"urn:dev:ow:10e2073a01080063:","n":"temp","u":"Cel","t":-60,"v":21.0},{"n":"temp","t":-0.5,"v":21.5},{"n":"temp","t":0,"v":22}]';
-    assert.deepEqual(readingsOf(decode(pack)).map((reading) => [reading.ts, reading.value]), [[NOW - 60_000, 21], [NOW - 500, 21.5], [NOW, 22]]);
+    const pack =
+      '[{"bn":"urn:dev:ow:10e2073a01080063:","n":"temp","u":"Cel","t":-60,"v":21.0},{"n":"temp","t":-0.5,"v":21.5},{"n":"temp","t":0,"v":22}]';
+    assert.deepEqual(
+      readingsOf(decode(pack)).map((reading) => [reading.ts, reading.value]),
+      [
+        [NOW - 60_000, 21],
+        [NOW - 500, 21.5],
+        [NOW, 22],
+      ],
+    );
     // 2^28 - 1 s ahead of now is in the future; 2^28 s is an absolute time in 1978.
     assert.equal(reasonOf(decode('[{"n":"x","t":268435455,"v":1}]')), 'in_future');
     assert.equal(reasonOf(decode('[{"n":"x","t":268435456,"v":1}]')), 'too_old');

@@ -24,10 +24,7 @@ describe('createTopicMapper', () => {
   });
 
   it('takes the first rule that matches', () => {
-    const rules = createTopicMapper([
-      { filter: 'sensors/+/temperature', pattern: 'sensors/{device}/temperature', series: '{device}.temp' },
-      SENSORS,
-    ]);
+    const rules = createTopicMapper([{ filter: 'sensors/+/temperature', pattern: 'sensors/{device}/temperature', series: '{device}.temp' }, SENSORS]);
     assert.equal(seriesOr(rules, 'sensors/kitchen/temperature'), 'kitchen.temp');
     assert.equal(seriesOr(rules, 'sensors/kitchen/humidity'), 'kitchen.humidity');
   });
@@ -76,13 +73,24 @@ describe('createTopicMapper', () => {
 
   it('calls a template that names a segment the pattern lacks bad_series_name (config validation refuses it first)', () => {
     const broken = createTopicMapper([{ filter: 'x/+', pattern: 'x/{device}', series: '{room}.{device}' }]);
-    assert.deepEqual(broken.match('x/lamp'), { ok: false, reason: 'bad_series_name', detail: 'the series template names a segment the pattern lacks' });
+    assert.deepEqual(broken.match('x/lamp'), {
+      ok: false,
+      reason: 'bad_series_name',
+      detail: 'the series template names a segment the pattern lacks',
+    });
   });
 
   it('hands over the payload format of the rule that matched, auto when the rule names none', () => {
     const rules = createTopicMapper([
       { filter: 'lwm2m/+', pattern: 'lwm2m/{device}', series: '{device}', format: 'senml' },
-      { filter: 'shelly/+', pattern: 'shelly/{device}', series: '{device}.power', format: 'json', valuePath: 'data.apower', timestampPath: 'meta.time' },
+      {
+        filter: 'shelly/+',
+        pattern: 'shelly/{device}',
+        series: '{device}.power',
+        format: 'json',
+        valuePath: 'data.apower',
+        timestampPath: 'meta.time',
+      },
       SENSORS,
     ]);
     assert.deepEqual(rules.match('lwm2m/meter'), { ok: true, series: 'meter', payload: { format: 'senml' } });

@@ -26,7 +26,10 @@ function values(model: LayersModel, input: Tensor): number[] {
 describe('exponential activation', () => {
   it('a Dense layer computes exp(xW + b)', () => {
     const model = sequential([dense(2, { activation: 'exponential', inputShape: [2] })]).build(tf, { seed: 1 });
-    const kernel = tf.tensor2d([[0.5, -1], [0.25, 0.1]]);
+    const kernel = tf.tensor2d([
+      [0.5, -1],
+      [0.25, 0.1],
+    ]);
     const bias = tf.tensor1d([0.1, -0.2]);
     model.setWeights([kernel, bias]);
     const input = tf.tensor2d([[1, 2]]);
@@ -52,7 +55,7 @@ describe('exponential activation', () => {
     const input = tf.tidy(() => tf.randomUniform([3, 5, 2], -0.1, 0.1, 'float32', 3));
     const before = values(model, input);
     assert.equal(before.length, 6);
-    assert.ok(before.every(Number.isFinite), `non-finite output: ${before}`);
+    assert.ok(before.every(Number.isFinite), `non-finite output: ${before.join(', ')}`);
 
     const content = await modelToContent(tf, model, {});
     const topology = JSON.stringify(content.modelTopology);
@@ -86,18 +89,21 @@ describe('exponential activation', () => {
     assert.equal(config.forecasts[0].layers[1].activation, 'exponential');
 
     const file = join(scratch, 'forecastd.yaml');
-    writeFileSync(file, [
-      'forecasts:',
-      '  - name: living_room',
-      '    target: livingroom.temperature',
-      '    layers:',
-      '      - type: lstm',
-      '        units: 8',
-      '        activation: exponential',
-      '      - type: dense',
-      '        activation: exponential',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      file,
+      [
+        'forecasts:',
+        '  - name: living_room',
+        '    target: livingroom.temperature',
+        '    layers:',
+        '      - type: lstm',
+        '        units: 8',
+        '        activation: exponential',
+        '      - type: dense',
+        '        activation: exponential',
+        '',
+      ].join('\n'),
+    );
     const loaded = loadConfigFile(file, {});
     assert.equal(loaded.forecasts[0].layers[0].activation, 'exponential');
     assert.equal(loaded.forecasts[0].layers[1].activation, 'exponential');

@@ -69,7 +69,12 @@ describe('fit: callbacks run in Keras order', () => {
       onEpochBegin: (epoch) => void events.push(`${name}.epochBegin:${epoch}`),
       onBatchBegin: (batch) => void events.push(`${name}.batchBegin:${batch}`),
       onBatchEnd: (batch) => void events.push(`${name}.batchEnd:${batch}`),
-      onEpochEnd: (epoch, logs) => void events.push(`${name}.epochEnd:${epoch}:${Object.keys(logs ?? {}).sort().join('+')}`),
+      onEpochEnd: (epoch, logs) =>
+        void events.push(
+          `${name}.epochEnd:${epoch}:${Object.keys(logs ?? {})
+            .sort()
+            .join('+')}`,
+        ),
       onTrainEnd: () => void events.push(`${name}.trainEnd`),
     });
     try {
@@ -83,11 +88,20 @@ describe('fit: callbacks run in Keras order', () => {
         callbacks: [recorder('A'), recorder('B')],
       });
       const epoch = (e: number) => [
-        `A.epochBegin:${e}`, `B.epochBegin:${e}`,
-        'A.batchBegin:0', 'B.batchBegin:0', 'A.batchEnd:0', 'B.batchEnd:0',
-        'A.batchBegin:1', 'B.batchBegin:1', 'A.batchEnd:1', 'B.batchEnd:1',
+        `A.epochBegin:${e}`,
+        `B.epochBegin:${e}`,
+        'A.batchBegin:0',
+        'B.batchBegin:0',
+        'A.batchEnd:0',
+        'B.batchEnd:0',
+        'A.batchBegin:1',
+        'B.batchBegin:1',
+        'A.batchEnd:1',
+        'B.batchEnd:1',
         // verbose 2 writes its line in onEpochEnd, before the callbacks after it.
-        `write:Epoch ${e + 1}/2`, `A.epochEnd:${e}:loss+val_loss`, `B.epochEnd:${e}:loss+val_loss`,
+        `write:Epoch ${e + 1}/2`,
+        `A.epochEnd:${e}:loss+val_loss`,
+        `B.epochEnd:${e}:loss+val_loss`,
       ];
       assert.deepEqual(events, ['A.trainBegin', 'B.trainBegin', ...epoch(0), ...epoch(1), 'A.trainEnd', 'B.trainEnd']);
       assert.deepEqual(result.history.epoch, [0, 1]);
@@ -105,12 +119,18 @@ describe('fit: callbacks run in Keras order', () => {
     const data = dataset(20, 4);
     let validationLoss = NaN;
     try {
-      await fit(tf, model, data, { epochs: 1, batchSize: 8, validationSplit: 0.25, seed: 1, callbacks: [{ onEpochEnd: (_e, logs) => void (validationLoss = logs!.val_loss!) }] });
+      await fit(tf, model, data, {
+        epochs: 1,
+        batchSize: 8,
+        validationSplit: 0.25,
+        seed: 1,
+        callbacks: [{ onEpochEnd: (_e, logs) => void (validationLoss = logs!.val_loss!) }],
+      });
       // The same loss, computed by hand on samples 15..19.
       const expected = tf.tidy(() => {
         const xs = tf.tensor3d(data.x.slice(15 * 4), [5, 4, 1]);
         const ys = tf.tensor2d(data.y.slice(15 * 2), [5, 2]);
-        return (tf.losses.meanSquaredError(ys, model.predict(xs) as Tensor) as Tensor).dataSync()[0];
+        return tf.losses.meanSquaredError<Tensor, Tensor>(ys, model.predict(xs) as Tensor).dataSync()[0];
       });
       assert.ok(Math.abs(validationLoss - expected) < 1e-5, `${validationLoss} vs ${expected}`);
     } finally {
@@ -135,7 +155,12 @@ describe('fit: callbacks run in Keras order', () => {
     try {
       await fit(tf, model, dataset(20, 1), { epochs: 1, batchSize: 10, validationData: dataset(5, 2) });
       const before = tf.memory().numTensors;
-      await fit(tf, model, dataset(20, 1), { epochs: 3, batchSize: 10, validationData: dataset(5, 2), callbacks: [new EarlyStopping({ patience: 1, restoreBestWeights: true }), new ReduceLROnPlateau({ patience: 1 })] });
+      await fit(tf, model, dataset(20, 1), {
+        epochs: 3,
+        batchSize: 10,
+        validationData: dataset(5, 2),
+        callbacks: [new EarlyStopping({ patience: 1, restoreBestWeights: true }), new ReduceLROnPlateau({ patience: 1 })],
+      });
       assert.equal(tf.memory().numTensors, before);
     } finally {
       dispose(model);
@@ -144,7 +169,7 @@ describe('fit: callbacks run in Keras order', () => {
 });
 
 describe('EarlyStopping', () => {
-  it('stops after `patience` epochs without improvement and restores the best epoch\'s weights (scripted val_loss)', () => {
+  it("stops after `patience` epochs without improvement and restores the best epoch's weights (scripted val_loss)", () => {
     const model = tinyModel();
     try {
       const stopping = new EarlyStopping({ patience: 2, restoreBestWeights: true });
@@ -189,7 +214,7 @@ describe('EarlyStopping', () => {
     }
   });
 
-  it('through fit: a validation set that training makes worse stops early and ends with the first epoch\'s weights', async () => {
+  it("through fit: a validation set that training makes worse stops early and ends with the first epoch's weights", async () => {
     const model = tinyModel(2, 0.05);
     const afterEpoch: Float32Array[][] = [];
     try {
@@ -198,7 +223,10 @@ describe('EarlyStopping', () => {
         batchSize: 16,
         validationData: dataset(16, 8, true),
         seed: 1,
-        callbacks: [new EarlyStopping({ patience: 2, restoreBestWeights: true }), { onEpochEnd: () => void afterEpoch.push(snapshotWeights(model).values) }],
+        callbacks: [
+          new EarlyStopping({ patience: 2, restoreBestWeights: true }),
+          { onEpochEnd: () => void afterEpoch.push(snapshotWeights(model).values) },
+        ],
       });
       const valLoss = result.history.history.val_loss;
       const best = valLoss.indexOf(Math.min(...valLoss));
@@ -229,7 +257,10 @@ describe('ReduceLROnPlateau and LearningRateScheduler', () => {
       // logs.learning_rate is the rate the epoch ran with; the reduction applies from the next one.
       assert.deepEqual(rates, [0.01, 0.01, 0.01, 0.005, 0.005, 0.003, 0.003, 0.003]);
       // Epoch 3 only counts again after the cooldown; the third reduction would go below minLr.
-      assert.deepEqual(plateau.reductions, [{ epoch: 2, learningRate: 0.005 }, { epoch: 4, learningRate: 0.003 }]);
+      assert.deepEqual(plateau.reductions, [
+        { epoch: 2, learningRate: 0.005 },
+        { epoch: 4, learningRate: 0.003 },
+      ]);
       assert.equal(getLearningRate(model), 0.003, 'the optimizer itself runs with the reduced rate');
     } finally {
       dispose(model);
@@ -258,9 +289,15 @@ describe('ReduceLROnPlateau and LearningRateScheduler', () => {
       await fit(tf, model, dataset(16, 1), {
         epochs: 3,
         batchSize: 16,
-        callbacks: [new LearningRateScheduler((epoch, rate) => (epoch === 0 ? rate : rate / 10)), { onEpochEnd: (_e, logs) => void seen.push(logs!.learning_rate!) }],
+        callbacks: [
+          new LearningRateScheduler((epoch, rate) => (epoch === 0 ? rate : rate / 10)),
+          { onEpochEnd: (_e, logs) => void seen.push(logs!.learning_rate!) },
+        ],
       });
-      assert.deepEqual(seen.map((rate) => Number(rate.toPrecision(6))), [0.01, 0.001, 0.0001]);
+      assert.deepEqual(
+        seen.map((rate) => Number(rate.toPrecision(6))),
+        [0.01, 0.001, 0.0001],
+      );
     } finally {
       dispose(model);
     }
@@ -278,12 +315,20 @@ describe('ModelCheckpoint: the latest and the best by val_loss', () => {
         batchSize: 16,
         validationData: dataset(16, 9, true),
         seed: 2,
-        callbacks: [new ModelCheckpoint({ latest, best, meta: (epoch, logs, finished) => ({ epoch: epoch + 1, valLoss: logs.val_loss ?? null, finished }) })],
+        callbacks: [
+          new ModelCheckpoint({ latest, best, meta: (epoch, logs, finished) => ({ epoch: epoch + 1, valLoss: logs.val_loss ?? null, finished }) }),
+        ],
       });
       const valLoss = result.history.history.val_loss;
       const latestList = await latest.list();
-      assert.deepEqual(latestList.map((info) => info.epoch), [4, 3, 2, 1]);
-      assert.deepEqual(latestList.map((info) => info.meta.finished), [true, false, false, false]);
+      assert.deepEqual(
+        latestList.map((info) => info.epoch),
+        [4, 3, 2, 1],
+      );
+      assert.deepEqual(
+        latestList.map((info) => info.meta.finished),
+        [true, false, false, false],
+      );
       const improving = valLoss.flatMap((loss, index) => (valLoss.slice(0, index).every((earlier) => loss < earlier) ? [index + 1] : []));
       assert.deepEqual((await best.list()).map((info) => info.epoch).reverse(), improving);
       const bestEpoch = valLoss.indexOf(Math.min(...valLoss)) + 1;

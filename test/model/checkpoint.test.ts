@@ -54,7 +54,10 @@ function tempEntries(store: CheckpointStore): string[] {
 }
 
 function checkpointDirs(store: CheckpointStore): string[] {
-  return fs.readdirSync(store.dir).filter((name) => /^\d+-[0-9a-f]+$/.test(name)).sort();
+  return fs
+    .readdirSync(store.dir)
+    .filter((name) => /^\d+-[0-9a-f]+$/.test(name))
+    .sort();
 }
 
 function flipByte(file: string, offset: number): void {
@@ -133,7 +136,10 @@ describe('CheckpointStore', () => {
     const ids: string[] = [];
     for (const epoch of [1, 2, 3, 4]) ids.push((await store.save(content(epoch), epoch)).id);
     assert.deepEqual(checkpointDirs(store), [ids[2], ids[3]]);
-    assert.deepEqual((await store.list()).map((info) => info.epoch), [4, 3]);
+    assert.deepEqual(
+      (await store.list()).map((info) => info.epoch),
+      [4, 3],
+    );
     assert.deepEqual(tempEntries(store), []);
   });
 
@@ -155,7 +161,10 @@ describe('CheckpointStore', () => {
     await pause();
     const newRunSecond = await store.save(content(3), 2);
     const listed = await store.list();
-    assert.deepEqual(listed.map((info) => info.id), [newRunSecond.id, newRunFirst.id, oldRun.id]);
+    assert.deepEqual(
+      listed.map((info) => info.id),
+      [newRunSecond.id, newRunFirst.id, oldRun.id],
+    );
     assert.deepEqual(listed[0].meta, content(3).meta);
   });
 
@@ -188,7 +197,7 @@ describe('CheckpointStore', () => {
         }
         const fallback = await restarted.loadLatest();
         assert.equal(fallback?.info.id, previous.id);
-        assertSameContent(fallback!.content, content(1));
+        assertSameContent(fallback.content, content(1));
       });
     }
   });
@@ -300,7 +309,7 @@ describe('CheckpointStore', () => {
     const loaded = await store.loadLatest();
     assert.equal(loaded?.info.id, secondId);
     assert.equal(loaded?.rejected[0].id, 'CURRENT');
-    assert.match(loaded!.rejected[0].reason, /does not name a checkpoint/);
+    assert.match(loaded.rejected[0].reason, /does not name a checkpoint/);
   });
 
   it('returns null when every checkpoint is corrupt', async () => {

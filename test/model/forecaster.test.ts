@@ -63,7 +63,7 @@ function filterSeries(readings: SeriesReadings, keep: (tsMs: number) => boolean)
 }
 
 describe('Forecaster.load', () => {
-  it('returns a forecaster on the newest checkpoint, with the training\'s metadata', async () => {
+  it("returns a forecaster on the newest checkpoint, with the training's metadata", async () => {
     const { forecaster, rejected } = await loadForecaster();
     assert.ok(forecaster);
     try {
@@ -117,7 +117,10 @@ describe('Forecaster.load', () => {
     const { forecaster, rejected } = await loadForecaster(damaged);
     assert.ok(forecaster);
     try {
-      assert.deepEqual(rejected.map((entry) => entry.id), [newest.id, middle.id]);
+      assert.deepEqual(
+        rejected.map((entry) => entry.id),
+        [newest.id, middle.id],
+      );
       for (const entry of rejected) assert.match(entry.reason, /weights\.bin/);
       assert.equal(forecaster.checkpointId, oldest.id);
       assert.equal(forecaster.meta.epoch, 1);
@@ -162,7 +165,7 @@ describe('Forecaster.predict', () => {
     });
   });
 
-  it('answers in the series\' units: lastObserved is the last closed bucket\'s reading, forecasts near the signal\'s range', () => {
+  it("answers in the series' units: lastObserved is the last closed bucket's reading, forecasts near the signal's range", () => {
     const result = forecaster.predict([series], NOW_MS)!;
     const lastReading = series.values[series.values.length - 1];
     assert.equal(series.timestampsMs[series.timestampsMs.length - 1], ORIGIN_MS - HOUR_MS + 10 * 60_000);
@@ -180,7 +183,10 @@ describe('Forecaster.predict', () => {
     const longer = sineSeries({ points: 301, endMs: ORIGIN_MS + HOUR_MS, noise: 0.3, seed: 2 });
     const next = forecaster.predict([longer], NOW_MS + HOUR_MS)!;
     assert.equal(next.originMs, ORIGIN_MS + HOUR_MS);
-    assert.deepEqual(next.points.map((point) => point.ts), early.points.map((point) => point.ts + HOUR_MS));
+    assert.deepEqual(
+      next.points.map((point) => point.ts),
+      early.points.map((point) => point.ts + HOUR_MS),
+    );
   });
 
   it('needs only the readings inputRange names; readings in the open bucket are ignored', () => {
@@ -250,7 +256,7 @@ describe('tensor hygiene across trainings and loads', () => {
     }
   });
 
-  it('repeated trainings do not grow numTensors (beyond the first training\'s documented constant)', async () => {
+  it("repeated trainings do not grow numTensors (beyond the first training's documented constant)", async () => {
     const tiny = forecastConfig({
       steps: 8,
       horizon: 3,
@@ -258,7 +264,8 @@ describe('tensor hygiene across trainings and loads', () => {
       training: { epochs: 1, batchSize: 64, seed: 4 },
     });
     const trainingStore = new CheckpointStore(tempDir(), tiny.name);
-    const train = () => trainForecastModel({ tf, backend, forecast: tiny, series: [sineSeries({ points: 150 })], nowMs: NOW_MS, checkpoints: trainingStore });
+    const train = () =>
+      trainForecastModel({ tf, backend, forecast: tiny, series: [sineSeries({ points: 150 })], nowMs: NOW_MS, checkpoints: trainingStore });
     const start = tf.memory().numTensors;
     await train();
     const afterFirst = tf.memory().numTensors;
@@ -285,7 +292,16 @@ describe('tensor hygiene across trainings and loads', () => {
     readings.insertMany(Array.from(history.timestampsMs, (ts, index) => ({ series: history.name, ts, value: history.values[index] })));
     let clock = NOW_MS;
     const root = tempDir('forecastd-hygiene-');
-    const jobs = new ForecastJobs({ tf, backend, checkpointRoot: root, readings, versions, clock: () => clock, log: createLogger('silent'), publish: () => undefined });
+    const jobs = new ForecastJobs({
+      tf,
+      backend,
+      checkpointRoot: root,
+      readings,
+      versions,
+      clock: () => clock,
+      log: createLogger('silent'),
+      publish: () => undefined,
+    });
     const stores = forecastCheckpoints(root, tiny);
     const startTensors = tf.memory().numTensors;
     const startRss = process.memoryUsage().rss;
@@ -294,7 +310,16 @@ describe('tensor hygiene across trainings and loads', () => {
     try {
       for (let retrain = 0; retrain < 3; retrain++) {
         const series = readings.read(history.name, clock - 30 * 24 * HOUR_MS, clock);
-        const summary = await trainForecastModel({ tf, backend, forecast: tiny, series: [series], nowMs: clock, checkpoints: stores.latest, best: stores.best, serving: stores.serving });
+        const summary = await trainForecastModel({
+          tf,
+          backend,
+          forecast: tiny,
+          series: [series],
+          nowMs: clock,
+          checkpoints: stores.latest,
+          best: stores.best,
+          serving: stores.serving,
+        });
         versions.record(summary);
         assert.ok(await jobs.load(tiny));
         for (let cycle = 0; cycle < (retrain < 2 ? 333 : 334); cycle++) {
@@ -313,7 +338,9 @@ describe('tensor hygiene across trainings and loads', () => {
     }
     assert.equal(cycles, 1000);
     const rssGrowthMb = (process.memoryUsage().rss - startRss) / 2 ** 20;
-    t.diagnostic(`1,000 forecasts (${[...servedBy].map(([name, count]) => `${count} by ${name}`).join(', ')}) and 3 retrains: numTensors ${startTensors} -> ${tf.memory().numTensors}, RSS growth ${rssGrowthMb.toFixed(1)} MB`);
+    t.diagnostic(
+      `1,000 forecasts (${[...servedBy].map(([name, count]) => `${count} by ${name}`).join(', ')}) and 3 retrains: numTensors ${startTensors} -> ${tf.memory().numTensors}, RSS growth ${rssGrowthMb.toFixed(1)} MB`,
+    );
     assert.equal(tf.memory().numTensors, startTensors, 'every tensor of the trainings, the loads and the forecasts is released');
   });
 });

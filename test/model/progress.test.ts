@@ -120,7 +120,12 @@ describe('progressCallback (Keras verbose) through a real model.fit', () => {
 
 describe('progressCallback bar geometry', () => {
   it('the bar is exactly barWidth characters at every batch, including the first of many', async () => {
-    for (const [batchesPerEpoch, width] of [[3, 30], [100, 30], [7, 10], [250, 20]]) {
+    for (const [batchesPerEpoch, width] of [
+      [3, 30],
+      [100, 30],
+      [7, 10],
+      [250, 20],
+    ]) {
       const writes: string[] = [];
       const callback = progressCallback(1, { epochs: 1, batchesPerEpoch, write: (text) => writes.push(text), barWidth: width });
       await callback.onEpochBegin(0);

@@ -39,7 +39,10 @@ describe('Sequential: the Keras surface', () => {
     assert.deepEqual(spec.outputShape(), [5]);
     const model = spec.build(tf, { seed: 3 });
     try {
-      assert.deepEqual(model.layers.map((layer) => layer.getClassName()), ['LSTM', 'LSTM', 'Dense']);
+      assert.deepEqual(
+        model.layers.map((layer) => layer.getClassName()),
+        ['LSTM', 'LSTM', 'Dense'],
+      );
       assert.deepEqual(model.inputs[0].shape, [null, 12, 3]);
       assert.deepEqual(model.outputs[0].shape, [null, 5]);
       assert.deepEqual(model.layers[0].outputShape, [null, 12, 8]);
@@ -131,18 +134,27 @@ describe('Sequential: invalid stacks are rejected with a clear ModelSpecError', 
 
   it('LSTM after a Dense on a flat input: no returnSequences hint (it would not help)', () => {
     const model = sequential([dense(8, { inputShape: [12] }), lstm(4)]);
-    assert.throws(() => model.outputShape(), (error: unknown) => {
-      assert.ok(error instanceof ModelSpecError);
-      assert.match(error.message, /layer 1 \(lstm\): an LSTM needs a sequence input/);
-      assert.doesNotMatch(error.message, /returnSequences/);
-      return true;
-    });
+    assert.throws(
+      () => model.outputShape(),
+      (error: unknown) => {
+        assert.ok(error instanceof ModelSpecError);
+        assert.match(error.message, /layer 1 \(lstm\): an LSTM needs a sequence input/);
+        assert.doesNotMatch(error.message, /returnSequences/);
+        return true;
+      },
+    );
   });
 
   for (const units of [0, -3, 2.5, Number.NaN]) {
     it(`units ${units}`, () => {
-      assertSpecError(() => sequential([lstm(units, { inputShape: [12, 3] }), dense(5)]).outputShape(), /layer 0 \(lstm\).*units must be a positive integer/);
-      assertSpecError(() => sequential([lstm(8, { inputShape: [12, 3] }), dense(units)]).outputShape(), /layer 1 \(dense\).*units must be a positive integer/);
+      assertSpecError(
+        () => sequential([lstm(units, { inputShape: [12, 3] }), dense(5)]).outputShape(),
+        /layer 0 \(lstm\).*units must be a positive integer/,
+      );
+      assertSpecError(
+        () => sequential([lstm(8, { inputShape: [12, 3] }), dense(units)]).outputShape(),
+        /layer 1 \(dense\).*units must be a positive integer/,
+      );
     });
   }
 
@@ -170,7 +182,10 @@ describe('Sequential.build: Keras defaults where tfjs differs', () => {
   });
 
   it('unitForgetBias: the forget-gate slice of the bias starts at 1, the other gates at 0', () => {
-    for (const [index, units] of [[0, 8], [1, 4]] as const) {
+    for (const [index, units] of [
+      [0, 8],
+      [1, 4],
+    ] as const) {
       const bias = weightValues(model, index, '/bias');
       assert.equal(bias.length, 4 * units);
       // Gate order (Keras and tfjs): input, forget, cell, output.
@@ -191,7 +206,11 @@ describe('Sequential.build: Keras defaults where tfjs differs', () => {
     }
     // Values: a uniform draw stays inside the limit and fills it; glorotNormal (tfjs's LSTM default) would
     // overshoot it on a few of these ~100 values, and a narrower initializer would not reach 80 % of it.
-    for (const [index, [fanIn, fanOut]] of [[0, [3, 32]], [1, [8, 16]], [2, [4, 5]]] as const) {
+    for (const [index, [fanIn, fanOut]] of [
+      [0, [3, 32]],
+      [1, [8, 16]],
+      [2, [4, 5]],
+    ] as const) {
       const kernel = weightValues(model, index, '/kernel');
       assert.equal(kernel.length, fanIn * fanOut);
       const limit = Math.sqrt(6 / (fanIn + fanOut));
@@ -255,8 +274,14 @@ describe('modelSpecFor: the stack a forecast config describes', () => {
     });
     const spec = modelSpecFor(forecast, 3);
     const layers = spec.layers;
-    assert.deepEqual(layers.map((layer) => layer.type), ['lstm', 'lstm', 'lstm', 'dense']);
-    assert.deepEqual(layers.map((layer) => (layer as LstmSpec).returnSequences), [true, true, false, undefined]);
+    assert.deepEqual(
+      layers.map((layer) => layer.type),
+      ['lstm', 'lstm', 'lstm', 'dense'],
+    );
+    assert.deepEqual(
+      layers.map((layer) => (layer as LstmSpec).returnSequences),
+      [true, true, false, undefined],
+    );
     assert.deepEqual(layers[0].inputShape, [16, 3]);
     for (const layer of layers.slice(1)) assert.equal(layer.inputShape, undefined);
     assert.equal(layers.at(-1)!.units, 7);
@@ -292,17 +317,20 @@ describe('modelSpecFor: the stack a forecast config describes', () => {
     assertSpecError(() => spec.outputShape(), /returnSequences/);
   });
 
-  it('carries the config\'s layer options (Keras defaults from the schema)', () => {
+  it("carries the config's layer options (Keras defaults from the schema)", () => {
     const forecast = forecastConfig({
       steps: 8,
       horizon: 2,
-      layers: [{ type: 'lstm', units: 4, dropout: 0.25 }, { type: 'dense', activation: 'relu' }],
+      layers: [
+        { type: 'lstm', units: 4, dropout: 0.25 },
+        { type: 'dense', activation: 'relu' },
+      ],
     });
     const [first, last] = modelSpecFor(forecast, 1).layers;
     assert.equal(first.type, 'lstm');
-    assert.equal((first as LstmSpec).dropout, 0.25);
-    assert.equal((first as LstmSpec).recurrentActivation, 'sigmoid');
-    assert.equal((first as LstmSpec).activation, 'tanh');
+    assert.equal(first.dropout, 0.25);
+    assert.equal(first.recurrentActivation, 'sigmoid');
+    assert.equal(first.activation, 'tanh');
     assert.equal(last.activation, 'relu');
     assert.equal(last.units, 2);
   });

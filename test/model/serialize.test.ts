@@ -59,7 +59,10 @@ describe('modelToContent / modelFromContent', () => {
   it('the content holds every weight once: specs in model order, 4 bytes per element', async () => {
     const content = await modelToContent(tf, model, { epoch: 3 });
     assert.deepEqual(content.meta, { epoch: 3 });
-    assert.deepEqual(content.weightSpecs.map((spec) => spec.shape), model.weights.map((weight) => weight.shape));
+    assert.deepEqual(
+      content.weightSpecs.map((spec) => spec.shape),
+      model.weights.map((weight) => weight.shape),
+    );
     const elements = model.weights.reduce((sum, weight) => sum + weight.shape.reduce((n: number, d) => n * (d ?? 1), 1), 0);
     assert.equal(content.weightData.byteLength, elements * 4);
     assert.ok(content.weightSpecs.every((spec) => spec.dtype === 'float32'));
@@ -79,7 +82,10 @@ describe('modelToContent / modelFromContent', () => {
     const loaded = await modelFromContent(tf, content);
     try {
       assert.equal(loaded.getClassName(), 'Sequential');
-      assert.deepEqual(loaded.layers.map((layer) => layer.getClassName()), ['LSTM', 'LSTM', 'Dense']);
+      assert.deepEqual(
+        loaded.layers.map((layer) => layer.getClassName()),
+        ['LSTM', 'LSTM', 'Dense'],
+      );
       assert.equal(loaded.layers[0].getConfig().recurrentActivation, 'sigmoid');
       assert.deepEqual(loaded.inputs[0].shape, [null, 10, 3]);
       assert.deepEqual(loaded.outputs[0].shape, [null, 5]);

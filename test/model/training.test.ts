@@ -64,7 +64,10 @@ describe('trainForecastModel on a periodic series (sine, period 24 steps, 1 h in
   it('writes a checkpoint at every epoch end, the last one current', async () => {
     const checkpoints = await store.list();
     assert.equal(checkpoints.length, EPOCHS);
-    assert.deepEqual(checkpoints.map((info) => info.epoch).sort((a, b) => a - b), Array.from({ length: EPOCHS }, (_, i) => i + 1));
+    assert.deepEqual(
+      checkpoints.map((info) => info.epoch).sort((a, b) => a - b),
+      Array.from({ length: EPOCHS }, (_, i) => i + 1),
+    );
     for (const info of checkpoints) {
       const meta = info.meta as unknown as ModelMeta;
       assert.equal(meta.epoch, info.epoch);
@@ -93,7 +96,10 @@ describe('trainForecastModel on a periodic series (sine, period 24 steps, 1 h in
     assert.equal(progress.at(-1)!.etaMs, 0);
     // After the first epoch the ETA is about (epochs - 1) epoch durations.
     assert.ok(progress[0].etaMs > (EPOCHS - 2) * (progress[0].elapsedMs / 2), `eta ${progress[0].etaMs} vs first epoch ${progress[0].elapsedMs} ms`);
-    assert.deepEqual(progress.map((event) => event.loss), summary.loss);
+    assert.deepEqual(
+      progress.map((event) => event.loss),
+      summary.loss,
+    );
   });
 
   it('summarises the run: losses per epoch, windows, data range', () => {
@@ -108,7 +114,7 @@ describe('trainForecastModel on a periodic series (sine, period 24 steps, 1 h in
     assert.ok(summary.validationWindows > 0);
     assert.ok(summary.samplesPerSecond > 0);
     assert.equal(summary.dataRange.toMs, ORIGIN_MS, 'the grid ends at the last closed bucket');
-    assert.equal(summary.dataRange.fromMs, ORIGIN_MS - 600 * HOUR_MS, 'the grid starts at the first reading\'s bucket');
+    assert.equal(summary.dataRange.fromMs, ORIGIN_MS - 600 * HOUR_MS, "the grid starts at the first reading's bucket");
   });
 
   it('validation metrics: the model beats persistence on a periodic signal', () => {
@@ -174,7 +180,7 @@ describe('trainForecastModel: not enough history', () => {
 });
 
 describe('trainForecastModel: an AbortSignal', () => {
-  it('aborted after the first epoch stops training early and leaves that epoch\'s checkpoint loadable', async () => {
+  it("aborted after the first epoch stops training early and leaves that epoch's checkpoint loadable", async () => {
     const forecast = tinyForecast({ epochs: 6 });
     const store = new CheckpointStore(tempDir(), forecast.name, { keep: 10 });
     const controller = new AbortController();
@@ -272,7 +278,13 @@ describe('trainForecastModel: an interrupted training resumes from its last epoc
     const latest = new CheckpointStore(tempDir(), 'run', { keep: 10 });
     const controller = new AbortController();
     const first = await trainForecastModel({
-      tf, backend, forecast, series: series(0), nowMs: NOW_MS, checkpoints: latest, signal: controller.signal,
+      tf,
+      backend,
+      forecast,
+      series: series(0),
+      nowMs: NOW_MS,
+      checkpoints: latest,
+      signal: controller.signal,
       onEpoch: (event) => {
         if (event.epoch === 2) controller.abort();
       },
@@ -288,7 +300,12 @@ describe('trainForecastModel: an interrupted training resumes from its last epoc
     // The next run (an hour later, with an hour more of data) continues it.
     const epochsSeen: number[] = [];
     const second = await trainForecastModel({
-      tf, backend, forecast, series: series(1), nowMs: NOW_MS + HOUR_MS, checkpoints: latest,
+      tf,
+      backend,
+      forecast,
+      series: series(1),
+      nowMs: NOW_MS + HOUR_MS,
+      checkpoints: latest,
       onEpoch: (event) => epochsSeen.push(event.epoch),
     });
     assert.equal(second.status, 'finished');
@@ -313,7 +330,13 @@ describe('trainForecastModel: an interrupted training resumes from its last epoc
     const latest = new CheckpointStore(tempDir(), 'run', { keep: 10 });
     const controller = new AbortController();
     await trainForecastModel({
-      tf, backend, forecast, series: series(0), nowMs: NOW_MS, checkpoints: latest, signal: controller.signal,
+      tf,
+      backend,
+      forecast,
+      series: series(0),
+      nowMs: NOW_MS,
+      checkpoints: latest,
+      signal: controller.signal,
       onEpoch: () => controller.abort(),
     });
     const reshaped = tinyForecast({ epochs: 2 }, { steps: 10 });
@@ -335,7 +358,16 @@ describe('trainForecastModel: the serving model, warm start and champion / chall
   let champion: TrainingSummary;
 
   before(async () => {
-    champion = await trainForecastModel({ tf, backend, forecast, series: series(0), nowMs: NOW_MS, checkpoints: stores.latest, best: stores.best, serving: stores.serving });
+    champion = await trainForecastModel({
+      tf,
+      backend,
+      forecast,
+      series: series(0),
+      nowMs: NOW_MS,
+      checkpoints: stores.latest,
+      best: stores.best,
+      serving: stores.serving,
+    });
   });
 
   it('records the model and every baseline on the same held-out windows, in original units', () => {
@@ -343,11 +375,14 @@ describe('trainForecastModel: the serving model, warm start and champion / chall
     assert.ok(evaluation);
     assert.deepEqual(Object.keys(evaluation.methods).sort(), ['linear', 'model', 'persistence', 'seasonal_naive']);
     for (const scores of Object.values(evaluation.methods)) {
-      assert.equal(scores!.windows, evaluation.windows, 'every method on the same windows');
-      assert.equal(scores!.maeByStep.length, forecast.horizon);
-      assert.equal(scores!.intervalWidths.length, 2, 'one row of widths per level (0.8, 0.95)');
-      assert.ok(scores!.intervalWidths[1].every((width, step) => width >= scores!.intervalWidths[0][step]), 'the 95 % interval is at least as wide as the 80 %');
-      assert.ok(scores!.mase !== null && scores!.mseScaled !== null);
+      assert.equal(scores.windows, evaluation.windows, 'every method on the same windows');
+      assert.equal(scores.maeByStep.length, forecast.horizon);
+      assert.equal(scores.intervalWidths.length, 2, 'one row of widths per level (0.8, 0.95)');
+      assert.ok(
+        scores.intervalWidths[1].every((width, step) => width >= scores.intervalWidths[0][step]),
+        'the 95 % interval is at least as wide as the 80 %',
+      );
+      assert.ok(scores.mase !== null && scores.mseScaled !== null);
     }
     assert.deepEqual(evaluation.season, { length: 24, source: 'detected', acf: evaluation.season.acf });
     assert.equal(evaluation.maseScale?.lag, 24);
@@ -373,7 +408,15 @@ describe('trainForecastModel: the serving model, warm start and champion / chall
   it('a challenger worse than the serving model does not replace it, and says why', async () => {
     const before = (await stores.serving.loadLatest())!.info.id;
     const weak = forecastConfig({ ...forecast, training: { ...forecast.training, epochs: 1, learningRate: 0.00001, warmStart: false, seed: 99 } });
-    const summary = await trainForecastModel({ tf, backend, forecast: weak, series: series(2), nowMs: NOW_MS + 2 * HOUR_MS, checkpoints: stores.latest, serving: stores.serving });
+    const summary = await trainForecastModel({
+      tf,
+      backend,
+      forecast: weak,
+      series: series(2),
+      nowMs: NOW_MS + 2 * HOUR_MS,
+      checkpoints: stores.latest,
+      serving: stores.serving,
+    });
     const { decision, evaluation } = summary;
     assert.equal(decision!.promoted, false);
     assert.equal(decision!.servingVersion, champion.version, 'the champion keeps serving');
@@ -385,12 +428,28 @@ describe('trainForecastModel: the serving model, warm start and champion / chall
     assert.equal((await stores.serving.loadLatest())!.info.id, before, 'the serving checkpoint is untouched');
   });
 
-  it('a retrain warm-starts from the serving model\'s weights (training.warmStart, default true)', async () => {
+  it("a retrain warm-starts from the serving model's weights (training.warmStart, default true)", async () => {
     const oneEpoch = forecastConfig({ ...forecast, training: { ...forecast.training, epochs: 1 } });
     const scratch = forecastCheckpoints(tempDir(), forecast);
-    const warm = await trainForecastModel({ tf, backend, forecast: oneEpoch, series: series(24), nowMs: NOW_MS + 24 * HOUR_MS, checkpoints: scratch.latest, serving: stores.serving });
+    const warm = await trainForecastModel({
+      tf,
+      backend,
+      forecast: oneEpoch,
+      series: series(24),
+      nowMs: NOW_MS + 24 * HOUR_MS,
+      checkpoints: scratch.latest,
+      serving: stores.serving,
+    });
     const coldConfig = forecastConfig({ ...forecast, training: { ...forecast.training, epochs: 1, warmStart: false } });
-    const cold = await trainForecastModel({ tf, backend, forecast: coldConfig, series: series(24), nowMs: NOW_MS + 24 * HOUR_MS, checkpoints: scratch.latest, serving: scratch.serving });
+    const cold = await trainForecastModel({
+      tf,
+      backend,
+      forecast: coldConfig,
+      series: series(24),
+      nowMs: NOW_MS + 24 * HOUR_MS,
+      checkpoints: scratch.latest,
+      serving: scratch.serving,
+    });
     assert.equal(warm.warmStartedFrom, champion.version);
     assert.equal(cold.warmStartedFrom, null);
     assert.ok(warm.loss[0] < cold.loss[0] / 2, `warm first-epoch loss ${warm.loss[0]} vs cold ${cold.loss[0]}`);

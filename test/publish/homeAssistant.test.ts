@@ -7,7 +7,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { parseConfig } from '../../src/config/load.js';
-import { discoveryMessages, forecastSummary, nodeIdFor, SERVED_BY_OPTIONS, SUMMARY_BYTES_BUDGET, type DiscoveryContext, type DiscoveryMessage } from '../../src/publish/homeAssistant.js';
+import {
+  discoveryMessages,
+  forecastSummary,
+  nodeIdFor,
+  SERVED_BY_OPTIONS,
+  SUMMARY_BYTES_BUDGET,
+  type DiscoveryContext,
+  type DiscoveryMessage,
+} from '../../src/publish/homeAssistant.js';
 import type { ForecastMessage } from '../../src/publish/forecastMessage.js';
 import { READINESS_STATES, type ForecastStatus } from '../../src/publish/status.js';
 import { waitFor } from '../helpers/broker.js';
@@ -32,22 +40,27 @@ function validateSensorDiscovery(message: DiscoveryMessage, context: { prefix: s
   if (typeof p.name !== 'string' || p.name.length === 0) problems.push('name missing');
   if (!Array.isArray(p.availability) || p.availability.length === 0) problems.push('availability missing');
   else {
-    if (!p.availability.every((entry: any) => typeof entry.topic === 'string' && entry.topic.length > 0)) problems.push('an availability entry without a topic');
+    if (!p.availability.every((entry: any) => typeof entry.topic === 'string' && entry.topic.length > 0))
+      problems.push('an availability entry without a topic');
     const own = p.availability.find((entry: any) => entry.topic === context.availabilityTopic);
     if (!own) problems.push("availability is not tied to forecastd's availability topic");
-    else if (own.payload_available !== 'online' || own.payload_not_available !== 'offline') problems.push('availability payloads are not online/offline');
+    else if (own.payload_available !== 'online' || own.payload_not_available !== 'offline')
+      problems.push('availability payloads are not online/offline');
     if (p.availability.length > 1 && p.availability_mode !== 'all') problems.push('several availability topics need availability_mode all');
   }
   if (!p.device || !Array.isArray(p.device.identifiers) || p.device.identifiers.length === 0) problems.push('device.identifiers missing');
   if (p.device && typeof p.device.name !== 'string') problems.push('device.name missing');
-  if (p.entity_category !== undefined && !['diagnostic', 'config'].includes(p.entity_category)) problems.push(`entity_category ${p.entity_category} is not diagnostic or config`);
+  if (p.entity_category !== undefined && !['diagnostic', 'config'].includes(p.entity_category))
+    problems.push(`entity_category ${p.entity_category} is not diagnostic or config`);
   // A sensor with a configured category must be a diagnostic one: "config" is for entities that change settings.
   if (p.entity_category === 'config') problems.push('a read-only sensor cannot be a config entity');
   if (p.device_class === 'enum' && (!Array.isArray(p.options) || p.options.length === 0)) problems.push('an enum sensor needs options');
-  if (p.device_class === 'enum' && (p.unit_of_measurement !== undefined || p.state_class !== undefined)) problems.push('an enum sensor has no unit or state class');
+  if (p.device_class === 'enum' && (p.unit_of_measurement !== undefined || p.state_class !== undefined))
+    problems.push('an enum sensor has no unit or state class');
   if (DEVICE_CLASSES_WITHOUT_UNIT.has(p.device_class) && p.unit_of_measurement !== undefined) problems.push(`${p.device_class} with a unit`);
   if (p.state_class !== undefined && !['measurement', 'total', 'total_increasing'].includes(p.state_class)) problems.push('bad state_class');
-  if (p.value_template !== undefined && !/^\{\{ value_json\.[a-zA-Z]+ \}\}$/.test(p.value_template)) problems.push(`unexpected value_template ${p.value_template}`);
+  if (p.value_template !== undefined && !/^\{\{ value_json\.[a-zA-Z]+ \}\}$/.test(p.value_template))
+    problems.push(`unexpected value_template ${p.value_template}`);
   if (p.json_attributes_topic !== undefined && typeof p.json_attributes_topic !== 'string') problems.push('json_attributes_topic is not a topic');
   for (const [key, value] of Object.entries(p)) if (value === undefined || value === null) problems.push(`${key} is ${value}`);
   return problems;
@@ -57,7 +70,7 @@ function validateSensorDiscovery(message: DiscoveryMessage, context: { prefix: s
 function renderState(template: string, doc: Record<string, unknown>): string {
   const field = /value_json\.([a-zA-Z]+)/.exec(template)![1];
   const value = doc[field];
-  return value === null || value === undefined ? 'None' : String(value);
+  return value === null || value === undefined ? 'None' : typeof value === 'string' ? value : JSON.stringify(value);
 }
 
 const config = parseConfig(
@@ -138,7 +151,9 @@ describe('Home Assistant discovery payloads', () => {
 
   it('gives each forecast one device with next value, issued at, and diagnostic readiness, served-by and accuracy entities', () => {
     const forForecast = messages.filter((message) => message.topic.includes('/living_room_'));
-    const byKey = Object.fromEntries(forForecast.map((message) => [/living_room_([a-z_]+)\/config$/.exec(message.topic)![1], message.payload as Record<string, any>]));
+    const byKey = Object.fromEntries(
+      forForecast.map((message) => [/living_room_([a-z_]+)\/config$/.exec(message.topic)![1], message.payload as Record<string, any>]),
+    );
     assert.deepEqual(Object.keys(byKey).sort(), ['baseline_mae', 'issued_at', 'mae', 'next', 'readiness', 'served_by', 'trained_at']);
     assert.equal(byKey.next.unit_of_measurement, '°C');
     assert.equal(byKey.next.device_class, 'temperature');
@@ -157,7 +172,10 @@ describe('Home Assistant discovery payloads', () => {
 
   it('unique ids are stable across restarts and unique across entities and forecasts', () => {
     const again = config.forecasts.flatMap((forecast) => discoveryMessages(forecast, context));
-    assert.deepEqual(again.map((message) => (message.payload as any).unique_id), messages.map((message) => (message.payload as any).unique_id));
+    assert.deepEqual(
+      again.map((message) => (message.payload as any).unique_id),
+      messages.map((message) => (message.payload as any).unique_id),
+    );
     const ids = messages.map((message) => (message.payload as any).unique_id);
     assert.equal(new Set(ids).size, ids.length);
     assert.equal(nodeIdFor('home/forecastd'), 'home_forecastd');
@@ -221,7 +239,11 @@ describe('Home Assistant discovery on a running daemon', { timeout: 120_000 }, (
   it('publishes discovery at connect, retained, for every entity of the forecast', async () => {
     await waitFor(() => configs.size === entityCount, 5_000, `${entityCount} discovery configs`);
     for (const [topic, payloads] of configs) {
-      assert.deepEqual(validateSensorDiscovery({ topic, payload: payloads[0] }, { prefix: 'homeassistant', availabilityTopic: `${fixture.baseTopic}/availability` }), [], topic);
+      assert.deepEqual(
+        validateSensorDiscovery({ topic, payload: payloads[0] }, { prefix: 'homeassistant', availabilityTopic: `${fixture.baseTopic}/availability` }),
+        [],
+        topic,
+      );
     }
     await waitFor(() => summaries.length > 0, 5_000, 'the summary document');
     assert.equal(summaries.at(-1)!.readiness, 'warming_up');
@@ -231,14 +253,21 @@ describe('Home Assistant discovery on a running daemon', { timeout: 120_000 }, (
     const before = [...configs.values()].reduce((sum, payloads) => sum + payloads.length, 0);
     const birthHandled = fixture.daemon.ingestor.counters.received;
     await ha.publishAsync('homeassistant/status', 'online', { qos: 1 });
-    await waitFor(() => [...configs.values()].reduce((sum, payloads) => sum + payloads.length, 0) >= before + entityCount, 5_000, 'discovery to be re-sent');
+    await waitFor(
+      () => [...configs.values()].reduce((sum, payloads) => sum + payloads.length, 0) >= before + entityCount,
+      5_000,
+      'discovery to be re-sent',
+    );
     assert.equal(fixture.daemon.ingestor.counters.received, birthHandled, 'the birth message never reached ingest');
     assert.equal(fixture.daemon.ingestor.counters.rejected.unknown_topic, 0);
     // "offline" (Home Assistant's last will) re-sends nothing.
     const afterBirth = [...configs.values()].reduce((sum, payloads) => sum + payloads.length, 0);
     await ha.publishAsync('homeassistant/status', 'offline', { qos: 1 });
     await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal([...configs.values()].reduce((sum, payloads) => sum + payloads.length, 0), afterBirth);
+    assert.equal(
+      [...configs.values()].reduce((sum, payloads) => sum + payloads.length, 0),
+      afterBirth,
+    );
   });
 
   it('after a training, the summary carries the next value, issued-at and accuracy', async () => {

@@ -77,16 +77,28 @@ describe('outbox store', () => {
   it('keeps a message pending until it is published, in id order, and counts what waits', () => {
     const { db, store } = memoryStore();
     const ids = [1, 2, 3].map((n) => store.enqueue(message(n)).id);
-    assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+    assert.deepEqual(
+      ids,
+      [...ids].sort((a, b) => a - b),
+    );
     assert.equal(store.pending, 3);
-    assert.deepEqual(store.pendingAfter(0, 10).map((row) => row.payload), ['m1', 'm2', 'm3']);
-    assert.deepEqual(store.pendingAfter(ids[0], 1).map((row) => row.payload), ['m2']);
+    assert.deepEqual(
+      store.pendingAfter(0, 10).map((row) => row.payload),
+      ['m1', 'm2', 'm3'],
+    );
+    assert.deepEqual(
+      store.pendingAfter(ids[0], 1).map((row) => row.payload),
+      ['m2'],
+    );
 
     assert.equal(store.markPublished(ids[1]), true);
     assert.equal(store.markPublished(ids[1]), false, 'a second PUBACK for the same row changes nothing');
     assert.equal(store.pending, 2);
     assert.equal(stateOf(db, ids[1]), 'published');
-    assert.deepEqual(store.pendingAfter(0, 10).map((row) => row.payload), ['m1', 'm3']);
+    assert.deepEqual(
+      store.pendingAfter(0, 10).map((row) => row.payload),
+      ['m1', 'm3'],
+    );
     assert.equal(new OutboxStore(db, { maxPending: 10 }).pending, 2, 'a new store on the same database counts what still waits');
   });
 
@@ -153,7 +165,10 @@ describe('outbox drain', () => {
     assert.equal(client.sent.length, 0, 'offline: the rows wait in the table, not in mqtt.js memory');
     client.connect();
     assert.equal(client.sent.length, 5);
-    assert.deepEqual(client.sent.map((sent) => sent.payload), ['m1', 'm2', 'm3', 'm4', 'm5']);
+    assert.deepEqual(
+      client.sent.map((sent) => sent.payload),
+      ['m1', 'm2', 'm3', 'm4', 'm5'],
+    );
     client.sent[0].callback(undefined);
     assert.equal(client.sent.length, 6, 'a PUBACK makes room for the next one');
     assert.equal(drain.inFlightCount, 5);
@@ -175,7 +190,10 @@ describe('outbox drain', () => {
     client.connect();
     await turn();
     const first = client.sent.slice(0, 4);
-    assert.deepEqual(first.map((sent) => sent.payload), ['m1', 'm2', 'm3', 'm4']);
+    assert.deepEqual(
+      first.map((sent) => sent.payload),
+      ['m1', 'm2', 'm3', 'm4'],
+    );
 
     client.drop();
     // mqtt.js reconnects and replays m1..m3 (PUBACKs come before it emits `connect`); m4's hand-over it lost.
@@ -187,8 +205,17 @@ describe('outbox drain', () => {
     assert.equal(drain.counters.published, 3);
     assert.deepEqual(client.sendsOf('m1').length, 1, 'a replayed row is not sent a second time by the drain');
     assert.equal(client.sendsOf('m4').length, 2, 'the row the replay lost is sent again');
-    assert.deepEqual(client.sent.slice(4).map((sent) => sent.payload).sort(), ['m4', 'm5', 'm6']);
-    assert.ok(lines.some((line) => /not replayed/.test(String(line.msg))), 'the loss by the client is logged');
+    assert.deepEqual(
+      client.sent
+        .slice(4)
+        .map((sent) => sent.payload)
+        .sort(),
+      ['m4', 'm5', 'm6'],
+    );
+    assert.ok(
+      lines.some((line) => /not replayed/.test(String(line.msg))),
+      'the loss by the client is logged',
+    );
 
     // The lost hand-over's PUBACK turns up after all: a duplicate the broker certainly got, counted once.
     first[3].callback(undefined);
@@ -252,14 +279,17 @@ describe('outbox drain', () => {
     await turn();
     now += 120_000; // the broker came back two minutes later: m1's horizon is over
     client.connect();
-    assert.deepEqual(client.sent.map((sent) => sent.payload), ['m2', 'm3']);
+    assert.deepEqual(
+      client.sent.map((sent) => sent.payload),
+      ['m2', 'm3'],
+    );
     assert.equal(drain.counters.expired, 1);
     assert.equal(client.sent[0].options.properties?.messageExpiryInterval, Math.ceil((3_600_500 - 120_000) / 1000));
     assert.equal(client.sent[1].options.properties, undefined, 'no expiry: none set');
     drain.stop();
   });
 
-  it('sends an older forecast late without retain when a newer one on its topic already reached the broker', async () => {
+  it('sends an older forecast late without retain when a newer one on its topic already reached the broker', () => {
     const { store } = memoryStore();
     const older = store.enqueue(message(1, 'room')).id;
     store.enqueue(message(2, 'room'));
@@ -267,7 +297,13 @@ describe('outbox drain', () => {
     const { client, drain } = drainFor(store);
     drain.start();
     client.connect();
-    assert.deepEqual(client.sent.map((sent) => [sent.payload, sent.options.retain]), [['m1', false], ['m2', false]]);
+    assert.deepEqual(
+      client.sent.map((sent) => [sent.payload, sent.options.retain]),
+      [
+        ['m1', false],
+        ['m2', false],
+      ],
+    );
     assert.ok(older > 0);
     drain.stop();
   });
@@ -286,7 +322,10 @@ describe('outbox drain', () => {
   });
 
   it('the horizon of a forecast message is its last point', () => {
-    const points = [{ ts: '2026-11-28T12:10:00.000Z', value: 1 }, { ts: '2026-11-28T13:00:00.000Z', value: 2 }];
+    const points = [
+      { ts: '2026-11-28T12:10:00.000Z', value: 1 },
+      { ts: '2026-11-28T13:00:00.000Z', value: 2 },
+    ];
     assert.equal(horizonEnd({ points } as ForecastMessage), Date.parse('2026-11-28T13:00:00.000Z'));
     assert.equal(horizonEnd({ points: [] } as unknown as ForecastMessage), null);
   });

@@ -53,7 +53,11 @@ describe('outbox drain with a broker', { timeout: 60_000 }, () => {
 
   /** A subscriber counting deliveries per payload, with the properties of the last one. */
   const subscriber = async (filter: string) => {
-    const client = await mqtt.connectAsync(broker.url, { protocolVersion: broker.protocolVersion, clientId: uniquePrefix('sub'), reconnectPeriod: 200 });
+    const client = await mqtt.connectAsync(broker.url, {
+      protocolVersion: broker.protocolVersion,
+      clientId: uniquePrefix('sub'),
+      reconnectPeriod: 200,
+    });
     clients.push(client);
     const deliveries = new Map<string, number>();
     const expiry = new Map<string, number | undefined>();
@@ -74,11 +78,16 @@ describe('outbox drain with a broker', { timeout: 60_000 }, () => {
     const drain = drainOf(client, store);
     drain.start();
     const N = 300;
-    for (let n = 1; n <= N; n++) drain.enqueue({ topic: `${prefix}/t${n % 7}`, payload: `${prefix}:${n}`, retain: true, expiresAt: Date.now() + 3_600_000 });
+    for (let n = 1; n <= N; n++)
+      drain.enqueue({ topic: `${prefix}/t${n % 7}`, payload: `${prefix}:${n}`, retain: true, expiresAt: Date.now() + 3_600_000 });
     await waitFor(() => deliveries.size === N && store.pending === 0, 20_000, `${N} deliveries`);
     assert.equal(drain.counters.published, N);
     assert.equal(drain.counters.republished, 0);
-    assert.deepEqual([...deliveries.values()].filter((count) => count > 1), [], 'no duplicates on a steady connection');
+    assert.deepEqual(
+      [...deliveries.values()].filter((count) => count > 1),
+      [],
+      'no duplicates on a steady connection',
+    );
     assert.deepEqual(store.countsByState(), { pending: 0, published: N, refused: 0, expired: 0, dropped: 0 });
     if (broker.protocolVersion === 5) {
       const seconds = expiry.get(`${prefix}:1`);

@@ -39,13 +39,23 @@ const facts = (overrides: Partial<ForecastFacts> = {}): ForecastFacts => ({
 
 describe('forecast readiness', () => {
   it('ready while a model that beats persistence serves and forecasts come every interval', () => {
-    const state = facts({ hasModel: true, serving: { servedBy: 'model', readiness: 'ready', reason: 'beats persistence' }, lastIssued: issued(START + 30 * MINUTE) });
+    const state = facts({
+      hasModel: true,
+      serving: { servedBy: 'model', readiness: 'ready', reason: 'beats persistence' },
+      lastIssued: issued(START + 30 * MINUTE),
+    });
     assert.deepEqual(readinessOf(state, START + 35 * MINUTE, START), { readiness: 'ready', detail: null });
   });
 
   it('degraded, with the reason, while a baseline serves', () => {
-    const state = facts({ serving: { servedBy: 'seasonal_naive', readiness: 'degraded', reason: 'no model beats persistence: seasonal naive serves' }, lastIssued: issued(START, 'degraded') });
-    assert.deepEqual(readinessOf(state, START + MINUTE, START), { readiness: 'degraded', detail: 'no model beats persistence: seasonal naive serves' });
+    const state = facts({
+      serving: { servedBy: 'seasonal_naive', readiness: 'degraded', reason: 'no model beats persistence: seasonal naive serves' },
+      lastIssued: issued(START, 'degraded'),
+    });
+    assert.deepEqual(readinessOf(state, START + MINUTE, START), {
+      readiness: 'degraded',
+      detail: 'no model beats persistence: seasonal naive serves',
+    });
   });
 
   it('stale when no forecast came for more than two intervals (the sensor went silent)', () => {
@@ -62,13 +72,24 @@ describe('forecast readiness', () => {
   });
 
   it('training while the first training runs, with its epoch', () => {
-    const state = facts({ training: { startedAt: START, reason: 'no_model_at_start', progress: { forecast: 'room', epoch: 3, epochs: 30, loss: 0.1, valLoss: 0.2, elapsedMs: 1000, etaMs: 9000 } } });
+    const state = facts({
+      training: {
+        startedAt: START,
+        reason: 'no_model_at_start',
+        progress: { forecast: 'room', epoch: 3, epochs: 30, loss: 0.1, valLoss: 0.2, elapsedMs: 1000, etaMs: 9000 },
+      },
+    });
     assert.deepEqual(readinessOf(state, START, START), { readiness: 'training', detail: 'first training, epoch 3/30' });
   });
 
   it('warming up with the reason: not enough history, waiting, or training.onStart off', () => {
-    const notEnough = facts({ lastFailure: { at: START, message: 'forecast "room" has 5 training windows, needs at least 32', kind: 'not_enough_history' } });
-    assert.deepEqual(readinessOf(notEnough, START, START), { readiness: 'warming_up', detail: 'forecast "room" has 5 training windows, needs at least 32' });
+    const notEnough = facts({
+      lastFailure: { at: START, message: 'forecast "room" has 5 training windows, needs at least 32', kind: 'not_enough_history' },
+    });
+    assert.deepEqual(readinessOf(notEnough, START, START), {
+      readiness: 'warming_up',
+      detail: 'forecast "room" has 5 training windows, needs at least 32',
+    });
     assert.equal(readinessOf(facts(), START, START).detail, 'waiting for the first training');
     assert.match(readinessOf(facts({ config: forecastConfig({ onStart: false }) }), START, START).detail!, /training\.onStart is off/);
   });
@@ -79,7 +100,8 @@ function fakeClient() {
   const emitter = new EventEmitter() as EventEmitter & { connected: boolean; published: Array<{ topic: string; payload: string; retain: boolean }> };
   emitter.connected = true;
   emitter.published = [];
-  (emitter as any).publish = (topic: string, payload: string, options: { retain: boolean }) => emitter.published.push({ topic, payload, retain: options.retain });
+  (emitter as any).publish = (topic: string, payload: string, options: { retain: boolean }) =>
+    emitter.published.push({ topic, payload, retain: options.retain });
   return emitter;
 }
 
@@ -111,7 +133,13 @@ describe('status topic', () => {
     const outbox = { start: () => undefined, stop: () => undefined, publish: () => undefined } as unknown as ForecastPublisher;
     const sink = new MqttSink({ client: client as unknown as MqttClient, forecasts: outbox, baseTopic: 'fd', log: createLogger('silent') });
     sink.start();
-    const publisher = new StatusReporter({ view: view(() => now, state), publish: (doc) => sink.publishStatus(doc), intervalSeconds: 60, log: createLogger('silent'), pollMs: 3_600_000 });
+    const publisher = new StatusReporter({
+      view: view(() => now, state),
+      publish: (doc) => sink.publishStatus(doc),
+      intervalSeconds: 60,
+      log: createLogger('silent'),
+      pollMs: 3_600_000,
+    });
     publisher.start();
     assert.equal(client.published.length, 1, 'published at start');
     assert.equal(client.published[0].topic, 'fd/status');
@@ -121,7 +149,11 @@ describe('status topic', () => {
     publisher.tick();
     assert.equal(client.published.length, 1, 'nothing changed: not published');
 
-    state.training = { startedAt: now, reason: 'schedule', progress: { forecast: 'room', epoch: 1, epochs: 5, loss: 1, valLoss: 1, elapsedMs: 100, etaMs: 400 } };
+    state.training = {
+      startedAt: now,
+      reason: 'schedule',
+      progress: { forecast: 'room', epoch: 1, epochs: 5, loss: 1, valLoss: 1, elapsedMs: 100, etaMs: 400 },
+    };
     publisher.tick();
     assert.equal(client.published.length, 2, 'the training started: published');
     assert.equal(JSON.parse(client.published[1].payload).forecasts.room.training.epoch, 1);

@@ -29,7 +29,12 @@ function setup(windowDays?: number) {
   let now = T0;
   const published: Array<{ topic: string; report: LiveAccuracyReport }> = [];
   // Through the MQTT sink's topic rule, as the daemon publishes it.
-  const job = new LiveAccuracyJob({ issued, readings, clock: () => now, publish: (report) => published.push({ topic: accuracyTopic('forecastd', report.forecast), report }) });
+  const job = new LiveAccuracyJob({
+    issued,
+    readings,
+    clock: () => now,
+    publish: (report) => published.push({ topic: accuracyTopic('forecastd', report.forecast), report }),
+  });
   const issue = (atMs: number, values: number[], widths?: number[]) =>
     forecastMessage({
       forecast: 'room',
@@ -41,7 +46,15 @@ function setup(windowDays?: number) {
       training: null,
       backend: 'cpu',
       evaluation: widths
-        ? { served: { mae: 1, rmse: 1, mase: null }, persistenceMae: 1, seasonalNaiveMae: null, linearMae: null, windows: 10, levels: [0.8], intervalWidths: [widths] }
+        ? {
+            served: { mae: 1, rmse: 1, mase: null },
+            persistenceMae: 1,
+            seasonalNaiveMae: null,
+            linearMae: null,
+            windows: 10,
+            levels: [0.8],
+            intervalWidths: [widths],
+          }
         : null,
     });
   return { config, forecast, db, readings, issued, job, published, issue, setNow: (ms: number) => (now = ms) };
@@ -102,14 +115,25 @@ describe('LiveAccuracyJob', () => {
 
   it('/metrics exposes the live gauges', () => {
     const { forecast, readings, job, issue, setNow } = setup();
-    readings.insertMany([{ series: 'room.temp', ts: T0 + 1, value: 10 }, { series: 'room.temp', ts: T0 + INTERVAL + 1, value: 10 }]);
+    readings.insertMany([
+      { series: 'room.temp', ts: T0 + 1, value: 10 },
+      { series: 'room.temp', ts: T0 + INTERVAL + 1, value: 10 },
+    ]);
     job.record(issue(T0, [12, 13], [3, 1]));
     setNow(T0 + 2 * INTERVAL);
     job.run(forecast);
     const telemetry = new Telemetry({ readingsStored: () => 0 });
     const text = renderExposition(
       collectMetrics({
-        view: { version: 'test', startedAt: T0, backend: 'cpu', baseTopic: 'forecastd', clock: () => T0, brokerConnected: () => true, forecasts: () => [] },
+        view: {
+          version: 'test',
+          startedAt: T0,
+          backend: 'cpu',
+          baseTopic: 'forecastd',
+          clock: () => T0,
+          brokerConnected: () => true,
+          forecasts: () => [],
+        },
         ingest: { received: 0, stored: 0, duplicates: 0, rejected: {} } as never,
         trainingCounters: {},
         forecastCounters: { issued: 1, skippedNoModel: 0, skippedGap: 0, checkpointsRejected: 0 },

@@ -69,8 +69,8 @@ describe('model pins', { timeout: 300_000 }, () => {
   const models = async (...args: string[]) => {
     const out: string[] = [];
     const err: string[] = [];
-    const write = process.stderr.write;
-    process.stderr.write = ((text: string) => (err.push(text), true)) as typeof process.stderr.write;
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = (text: string) => (err.push(text), true);
     try {
       const code = await modelsCommand([forecast.name, '--config', configPath, ...args], (text) => void out.push(text));
       return { code, stdout: out.join(''), stderr: err.join('') };
@@ -97,7 +97,15 @@ describe('model pins', { timeout: 300_000 }, () => {
             horizon: 6,
             layers: [{ type: 'lstm', units: 16 }, { type: 'dense' }],
             // keepCheckpoints 1: only the pin protects an older serving checkpoint from pruning.
-            training: { epochs: 20, batchSize: 32, learningRate: 0.01, seed: 7, validationSplit: 0.2, keepCheckpoints: 1, earlyStopping: { enabled: false } },
+            training: {
+              epochs: 20,
+              batchSize: 32,
+              learningRate: 0.01,
+              seed: 7,
+              validationSplit: 0.2,
+              keepCheckpoints: 1,
+              earlyStopping: { enabled: false },
+            },
           },
         ],
       }),
@@ -111,7 +119,17 @@ describe('model pins', { timeout: 300_000 }, () => {
     readings.insertMany(Array.from(series.timestampsMs, (ts, i) => ({ series: 'site.temp', ts, value: series.values[i] })));
     versions = new ModelVersionStore(db);
     pins = new ModelPinStore(db);
-    jobs = new ForecastJobs({ tf, backend, checkpointRoot, readings, versions, pins, clock: () => now, log: quiet, publish: (message) => void published.push(message) });
+    jobs = new ForecastJobs({
+      tf,
+      backend,
+      checkpointRoot,
+      readings,
+      versions,
+      pins,
+      clock: () => now,
+      log: quiet,
+      publish: (message) => void published.push(message),
+    });
   });
   after(() => {
     jobs?.dispose();
@@ -140,7 +158,10 @@ describe('model pins', { timeout: 300_000 }, () => {
     await jobs.load(forecast); // what the daemon does after a training
     assert.equal((await tick()).model.version, first.version, 'the training did not change the served version');
     const listed = JSON.parse((await models('--json')).stdout) as { versions: Array<{ version: string; serving: boolean; pinned: boolean }> };
-    assert.deepEqual(listed.versions.filter((row) => row.serving).map((row) => row.version), [first.version]);
+    assert.deepEqual(
+      listed.versions.filter((row) => row.serving).map((row) => row.version),
+      [first.version],
+    );
   });
 
   it('unpin: the newest promoted model serves again from the next tick', async () => {
@@ -192,11 +213,17 @@ describe('CheckpointStore protect and loadVersion', () => {
     await store.save(content('a'), 1);
     await store.save(content('b'), 2);
     await store.save(content('c'), 3);
-    assert.deepEqual((await store.list()).map((info) => info.meta.version), ['c', 'a']);
+    assert.deepEqual(
+      (await store.list()).map((info) => info.meta.version),
+      ['c', 'a'],
+    );
     assert.equal((await store.loadVersion('a'))?.content.meta.version, 'a');
     assert.equal(await store.loadVersion('b'), null);
     const unprotected = new CheckpointStore(root, 'k', { keep: 1 });
     await unprotected.save(content('d'), 4);
-    assert.deepEqual((await unprotected.list()).map((info) => info.meta.version), ['d']);
+    assert.deepEqual(
+      (await unprotected.list()).map((info) => info.meta.version),
+      ['d'],
+    );
   });
 });

@@ -52,7 +52,10 @@ describe('training requests over MQTT', { timeout: 60_000 }, () => {
     // The request topics are subscribed by their own route, after ingest's: wait for that SUBACK, not for a guess.
     await waitFor(() => lines.some((line) => line.msg === 'subscribed to training requests'), 10_000, 'the training request subscription');
     // Not spawnSync: the embedded broker lives in this process and must keep answering meanwhile.
-    const result = await promisify(execFile)(process.execPath, [CLI, 'train', 'room', '--config', configFile, '--daemon'], { encoding: 'utf8', timeout: 30_000 });
+    const result = await promisify(execFile)(process.execPath, [CLI, 'train', 'room', '--config', configFile, '--daemon'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.match(result.stdout, /requested a training of room/);
     // No history yet: the training starts and then fails for lack of data, which proves it went through the queue.
     await waitFor(() => daemon.trainings.counters.started === startedBefore + 1, 10_000, 'the requested training to start');

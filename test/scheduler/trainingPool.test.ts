@@ -9,8 +9,7 @@ import type { EpochProgress } from '../../src/model/training.js';
 import { failureKind, TrainingPool, type PoolTask } from '../../src/scheduler/trainingPool.js';
 import { FAULTS, FAULTY_WORKER } from './fixtures/faultyWorker.js';
 
-const forecastNamed = (name: string) =>
-  parseConfig({ forecasts: [{ name, target: 'room.temp' }] }).forecasts[0];
+const forecastNamed = (name: string) => parseConfig({ forecasts: [{ name, target: 'room.temp' }] }).forecasts[0];
 
 const taskFor = (name: string): PoolTask => ({
   forecast: forecastNamed(name),
@@ -86,7 +85,10 @@ describe('TrainingPool', { timeout: 60_000 }, () => {
     const deadline = Date.now() + 5_000;
     while (pool.counters.generationsRetired < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(pool.counters.generationsRetired, 2);
-    assert.deepEqual(pool.generationInfo && { started: pool.generationInfo.started, inflight: pool.generationInfo.inflight }, { started: 1, inflight: 0 });
+    assert.deepEqual(pool.generationInfo && { started: pool.generationInfo.started, inflight: pool.generationInfo.inflight }, {
+      started: 1,
+      inflight: 0,
+    });
   });
 
   it('keeps trainings in order while a generation is being replaced', async () => {
@@ -99,10 +101,16 @@ describe('TrainingPool', { timeout: 60_000 }, () => {
     const pool = poolWith();
     const abort = new AbortController();
     const epochs: EpochProgress[] = [];
-    const running = pool.run(taskFor(FAULTS.slow), { onEpoch: (progress) => {
-      epochs.push(progress);
-      if (progress.epoch === 3) abort.abort();
-    } }, abort.signal);
+    const running = pool.run(
+      taskFor(FAULTS.slow),
+      {
+        onEpoch: (progress) => {
+          epochs.push(progress);
+          if (progress.epoch === 3) abort.abort();
+        },
+      },
+      abort.signal,
+    );
     const summary = await running;
     assert.ok(summary.epochsCompleted >= 3 && summary.epochsCompleted < 10, `stopped after ${summary.epochsCompleted} epochs`);
     assert.equal(pool.counters.aborted, 1);
@@ -115,7 +123,10 @@ describe('TrainingPool', { timeout: 60_000 }, () => {
     const running = pool.run(taskFor(FAULTS.hangs), {}, abort.signal);
     setTimeout(() => abort.abort(), 100);
     const startedAt = Date.now();
-    const error = await running.then(() => assert.fail('must not succeed'), (reason: Error) => reason);
+    const error = await running.then(
+      () => assert.fail('must not succeed'),
+      (reason: Error) => reason,
+    );
     assert.equal(failureKind(error), 'aborted');
     assert.ok(Date.now() - startedAt < 5_000);
     assert.equal(pool.counters.terminatedAfterGrace, 1);

@@ -118,7 +118,9 @@ describe('TrainingRunner', () => {
     const pool = new FakePool();
     const { runner, trained, lines } = runnerWith(pool);
     runner.request('room', 'schedule');
-    const oom = Object.assign(new Error('Worker terminated due to reaching memory limit: JS heap out of memory'), { code: 'ERR_WORKER_OUT_OF_MEMORY' });
+    const oom = Object.assign(new Error('Worker terminated due to reaching memory limit: JS heap out of memory'), {
+      code: 'ERR_WORKER_OUT_OF_MEMORY',
+    });
     pool.pending[0].reject(oom);
     await runner.idle();
     assert.equal(runner.running.size, 0);

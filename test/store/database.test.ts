@@ -30,10 +30,13 @@ function quarantinedFiles(name: string): string[] {
 describe('openDatabase on a corrupt file', () => {
   for (const [damage, corrupt] of [
     ['a zeroed header', (path: string) => overwrite(path, 0, Buffer.alloc(100))],
-    ['a page of garbage in the middle', (path: string) => {
-      const pages = statSync(path).size / 4096;
-      overwrite(path, Math.floor(pages / 2) * 4096, Buffer.alloc(4096, 0xa5));
-    }],
+    [
+      'a page of garbage in the middle',
+      (path: string) => {
+        const pages = statSync(path).size / 4096;
+        overwrite(path, Math.floor(pages / 2) * 4096, Buffer.alloc(4096, 0xa5));
+      },
+    ],
   ] as const) {
     it(`quarantines a file with ${damage} and starts an empty database that takes readings`, () => {
       const name = `corrupt-${damage.replace(/\W+/g, '-')}.db`;
@@ -72,7 +75,13 @@ describe('readings table', () => {
     const { db, readings } = freshStore(scratch.dir);
     assert.equal(readings.insertMany([{ series: 's', ts: T0, value: 1 }]), 1);
     assert.equal(readings.insertMany([{ series: 's', ts: T0, value: 2 }]), 0);
-    assert.equal(readings.insertMany([{ series: 's', ts: T0, value: 1 }, { series: 's', ts: T0 + 1, value: 3 }]), 1);
+    assert.equal(
+      readings.insertMany([
+        { series: 's', ts: T0, value: 1 },
+        { series: 's', ts: T0 + 1, value: 3 },
+      ]),
+      1,
+    );
     assert.equal(countOf(db, 's'), 2);
     assert.deepEqual(readings.read('s', T0, T0 + 2).values, new Float64Array([1, 3]));
     db.close();
@@ -82,7 +91,11 @@ describe('readings table', () => {
     it(`rejects ${value}, and the whole transaction with it`, () => {
       const { db, readings } = freshStore(scratch.dir);
       assert.throws(
-        () => readings.insertMany([{ series: 's', ts: T0, value: 1 }, { series: 's', ts: T0 + 1, value }]),
+        () =>
+          readings.insertMany([
+            { series: 's', ts: T0, value: 1 },
+            { series: 's', ts: T0 + 1, value },
+          ]),
         (error: Error & { code?: string }) => /^SQLITE_CONSTRAINT_(CHECK|NOTNULL)$/.test(error.code ?? ''),
       );
       assert.equal(readings.count(), 0);
@@ -92,7 +105,13 @@ describe('readings table', () => {
 
   it('accepts the limits of the CHECK', () => {
     const { db, readings } = freshStore(scratch.dir);
-    assert.equal(readings.insertMany([{ series: 's', ts: T0, value: 1e15 }, { series: 's', ts: T0 + 1, value: -1e15 }]), 2);
+    assert.equal(
+      readings.insertMany([
+        { series: 's', ts: T0, value: 1e15 },
+        { series: 's', ts: T0 + 1, value: -1e15 },
+      ]),
+      2,
+    );
     db.close();
   });
 });

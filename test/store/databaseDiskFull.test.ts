@@ -26,7 +26,7 @@ function fillDisk(leaveBytes: number): string {
   const filler = join(mountPoint, 'filler');
   const stats = statfsSync(mountPoint);
   const result = spawnSync('fallocate', ['-l', String(stats.bavail * stats.bsize - leaveBytes), filler]);
-  assert.equal(result.status, 0, `fallocate: ${result.stderr}`);
+  assert.equal(result.status, 0, `fallocate: ${result.stderr.toString()}`);
   return filler;
 }
 
@@ -45,13 +45,20 @@ describe('openDatabase on a full disk', { skip: mounted ? false : 'cannot mount 
       (error: unknown) => {
         assert.ok(error instanceof DatabaseUnavailableError, `a DatabaseUnavailableError, not ${String(error)}`);
         assert.match(error.code, /^SQLITE_(IOERR|FULL)/);
-        assert.match(error.message, /^cannot open the database .*forecastd\.db: .*the disk is full \(\d+ KiB free in .*\): free some space there\. The database file was left as it is/);
+        assert.match(
+          error.message,
+          /^cannot open the database .*forecastd\.db: .*the disk is full \(\d+ KiB free in .*\): free some space there\. The database file was left as it is/,
+        );
         return true;
       },
     );
     assert.equal(logged.length, 1, 'one error line');
     assert.match(String(logged[0].msg), /the disk is full/);
-    assert.deepEqual(readdirSync(mountPoint).filter((name) => name.includes('.corrupt-')), [], 'nothing quarantined');
+    assert.deepEqual(
+      readdirSync(mountPoint).filter((name) => name.includes('.corrupt-')),
+      [],
+      'nothing quarantined',
+    );
 
     rmSync(filler);
     const reopened = openDatabase({ path, synchronous: 'NORMAL' });

@@ -40,5 +40,8 @@ export function timestamps(db: Db, series: string): number[] {
 }
 
 export function countOf(db: Db, series: string): number {
-  return db.prepare('SELECT count(*) FROM readings JOIN series ON series.id = readings.series_id WHERE series.name = ?').pluck().get(series) as number;
+  return db
+    .prepare('SELECT count(*) FROM readings JOIN series ON series.id = readings.series_id WHERE series.name = ?')
+    .pluck()
+    .get(series) as number;
 }

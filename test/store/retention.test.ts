@@ -151,7 +151,10 @@ describe('retention batches', () => {
     assert.equal(countOf(db, 'b'), 481);
     assert.ok(changes.length >= Math.ceil(1038 / 64), `${changes.length} transactions`);
     assert.ok(Math.max(...changes) <= 64, `largest transaction deleted ${Math.max(...changes)} rows`);
-    assert.equal(changes.reduce((sum, rows) => sum + rows, 0), 1038);
+    assert.equal(
+      changes.reduce((sum, rows) => sum + rows, 0),
+      1038,
+    );
     assert.deepEqual(reported, changes);
     assert.equal(report.batches, changes.length);
     assert.equal(report.largestBatchRows, 64);
@@ -172,7 +175,9 @@ describe('retention batches', () => {
     assert.equal(report.batches, Math.ceil((3 * 56_799) / 1000));
     // Generous bound: a 1 000-row delete takes about a millisecond on a PC; this only catches a runaway batch.
     assert.ok(report.longestBatchMs < 500, `longest batch ${report.longestBatchMs} ms`);
-    t.diagnostic(`deleted ${report.rowsDeleted} rows in ${report.batches} batches, ${report.durationMs.toFixed(0)} ms; longest batch ${report.longestBatchMs.toFixed(2)} ms`);
+    t.diagnostic(
+      `deleted ${report.rowsDeleted} rows in ${report.batches} batches, ${report.durationMs.toFixed(0)} ms; longest batch ${report.longestBatchMs.toFixed(2)} ms`,
+    );
     db.close();
   });
 

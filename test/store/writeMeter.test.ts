@@ -65,7 +65,10 @@ describe('WriteMeter', () => {
     fsyncSync(fd);
     closeSync(fd);
     const afterWrite = meter.sample()!;
-    assert.ok(afterWrite.bytesWrittenTotal - before.bytesWrittenTotal >= 1 << 20, `${afterWrite.bytesWrittenTotal - before.bytesWrittenTotal} bytes counted`);
+    assert.ok(
+      afterWrite.bytesWrittenTotal - before.bytesWrittenTotal >= 1 << 20,
+      `${afterWrite.bytesWrittenTotal - before.bytesWrittenTotal} bytes counted`,
+    );
     assert.ok(afterWrite.bytesPerHour > 0);
   });
 });

@@ -67,7 +67,8 @@ function systemdAnalyze(args: string[]): { status: number | null; output: string
     timeout: 60_000,
     env: { ...process.env, SYSTEMD_COLORS: '0', SYSTEMD_PAGER: '', LC_ALL: 'C.UTF-8' },
   });
-  if ((result.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return null;
+  const error: NodeJS.ErrnoException | undefined = result.error;
+  if (error?.code === 'ENOENT') return null;
   if (result.error) throw result.error;
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
@@ -149,9 +150,7 @@ describe('systemd/forecastd.service', () => {
         const result = systemdAnalyze(['verify', copy]);
         assert.ok(result);
         // Lines about other unit files on this host (e.g. a broken unit that is pulled in) are not ours.
-        const relevant = result.output
-          .split('\n')
-          .filter((line) => line.trim() !== '' && !(line.startsWith('/') && !line.startsWith(`${copy}:`)));
+        const relevant = result.output.split('\n').filter((line) => line.trim() !== '' && !(line.startsWith('/') && !line.startsWith(`${copy}:`)));
         assert.deepEqual(relevant, [], `systemd-analyze verify said:\n${result.output}`);
         assert.equal(result.status, 0);
       } finally {

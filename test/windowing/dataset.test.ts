@@ -44,10 +44,22 @@ describe('buildFeatureMatrix', () => {
     assertCloseArray(
       built.matrix,
       [
-        2, 50, 1, 0,                                 // angle π/2: sin 1, cos 0
-        4, NaN, Math.sin(angle(1)), Math.cos(angle(1)),
-        6, NaN, Math.sin(angle(2)), Math.cos(angle(2)),
-        8, 80, Math.sin(angle(3)), Math.cos(angle(3)),
+        2,
+        50,
+        1,
+        0, // angle π/2: sin 1, cos 0
+        4,
+        NaN,
+        Math.sin(angle(1)),
+        Math.cos(angle(1)),
+        6,
+        NaN,
+        Math.sin(angle(2)),
+        Math.cos(angle(2)),
+        8,
+        80,
+        Math.sin(angle(3)),
+        Math.cos(angle(3)),
       ],
       1e-12,
     );
@@ -109,11 +121,7 @@ describe('prepareTrainingData', () => {
     assertCloseArray(data.train.targets.subarray(0, 2), [-3 / sd, -1 / sd], 1e-6);
     // Its inputs, rows 0 and 1: scaled temperature, then the unscaled calendar values.
     const angle1 = (2 * Math.PI * (6 + 1 / 60)) / 24;
-    assertCloseArray(
-      data.train.inputs.subarray(0, 6),
-      [-7 / sd, 1, 0, -5 / sd, Math.sin(angle1), Math.cos(angle1)],
-      1e-6,
-    );
+    assertCloseArray(data.train.inputs.subarray(0, 6), [-7 / sd, 1, 0, -5 / sd, Math.sin(angle1), Math.cos(angle1)], 1e-6);
     // Validation targets at rows 8, 9 are scaled with the training stats: (100 - 9)/sd, (200 - 9)/sd.
     assertCloseArray(data.validation.targets, [91 / sd, 191 / sd], 1e-5);
   });

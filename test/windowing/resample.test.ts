@@ -53,9 +53,6 @@ describe('resampleMean', () => {
   });
 
   it('rejects timestamps and values of different lengths', () => {
-    assert.throws(
-      () => resampleMean(Float64Array.from([1, 2]), Float64Array.from([1]), 0, 1000, 1),
-      RangeError,
-    );
+    assert.throws(() => resampleMean(Float64Array.from([1, 2]), Float64Array.from([1]), 0, 1000, 1), RangeError);
   });
 });

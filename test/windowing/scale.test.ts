@@ -5,13 +5,7 @@ import { assertClose, assertCloseArray } from './close.js';
 
 // Row-major [5 rows, 2 features]; rows 0..2 are the training part, rows 3..4 validation.
 function matrixWithValidationRows(row3: [number, number], row4: [number, number]): Float64Array {
-  return Float64Array.from([
-    1, 10,
-    3, NaN,
-    5, 30,
-    ...row3,
-    ...row4,
-  ]);
+  return Float64Array.from([1, 10, 3, NaN, 5, 30, ...row3, ...row4]);
 }
 
 describe('fitScaler', () => {
@@ -61,11 +55,16 @@ describe('scaleMatrix / unscale', () => {
     assertCloseArray(
       scaled,
       [
-        (1 - 3) / s0, (10 - 20) / 10,  // -1.224745, -1
-        (3 - 3) / s0, NaN,             //  0,         NaN stays NaN
-        (5 - 3) / s0, (30 - 20) / 10,  //  1.224745,  1
-        (100 - 3) / s0, (1000 - 20) / 10, // validation rows use the training stats: 59.399, 98
-        (-7 - 3) / s0, (5 - 20) / 10,  // -6.123724, -1.5
+        (1 - 3) / s0,
+        (10 - 20) / 10, // -1.224745, -1
+        (3 - 3) / s0,
+        NaN, //  0,         NaN stays NaN
+        (5 - 3) / s0,
+        (30 - 20) / 10, //  1.224745,  1
+        (100 - 3) / s0,
+        (1000 - 20) / 10, // validation rows use the training stats: 59.399, 98
+        (-7 - 3) / s0,
+        (5 - 20) / 10, // -6.123724, -1.5
       ],
       1e-5,
     );

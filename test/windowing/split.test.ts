@@ -6,9 +6,9 @@ import { assertCloseArray } from './close.js';
 
 describe('splitRowFor', () => {
   it('puts the last round(rows * fraction) rows in validation', () => {
-    assert.equal(splitRowFor(10, 0.2), 8);  // 10 - 2
+    assert.equal(splitRowFor(10, 0.2), 8); // 10 - 2
     assert.equal(splitRowFor(10, 0.25), 7); // 10 - round(2.5) = 10 - 3
-    assert.equal(splitRowFor(10, 0), 10);   // no validation
+    assert.equal(splitRowFor(10, 0), 10); // no validation
   });
 
   it('rejects fractions that leave no training rows or make no sense', () => {

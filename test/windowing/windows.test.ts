@@ -29,14 +29,26 @@ describe('cutWindows', () => {
     assert.equal(set.inputs.length, 3 * 2 * 2);
     assert.equal(set.targets.length, 3 * 2);
     assertCloseArray(set.inputs, [
-      0, 100, 10, 101,  // origin 2: rows 0, 1
-      10, 101, 20, 102, // origin 3: rows 1, 2
-      20, 102, 30, 103, // origin 4: rows 2, 3
+      0,
+      100,
+      10,
+      101, // origin 2: rows 0, 1
+      10,
+      101,
+      20,
+      102, // origin 3: rows 1, 2
+      20,
+      102,
+      30,
+      103, // origin 4: rows 2, 3
     ]);
     assertCloseArray(set.targets, [
-      20, 30, // origin 2: target of rows 2, 3
-      30, 40, // origin 3: rows 3, 4
-      40, 50, // origin 4: rows 4, 5
+      20,
+      30, // origin 2: target of rows 2, 3
+      30,
+      40, // origin 3: rows 3, 4
+      40,
+      50, // origin 4: rows 4, 5
     ]);
     assertCloseArray(set.anchors, [0, 0, 0]);
   });
@@ -46,11 +58,7 @@ describe('cutWindows', () => {
     // Anchors: target of row origin-1 -> 10, 20, 30.
     assertCloseArray(set.anchors, [10, 20, 30]);
     // Covariate column unchanged; target column minus the anchor (last step becomes 0).
-    assertCloseArray(set.inputs, [
-      -10, 100, 0, 101,
-      -10, 101, 0, 102,
-      -10, 102, 0, 103,
-    ]);
+    assertCloseArray(set.inputs, [-10, 100, 0, 101, -10, 101, 0, 102, -10, 102, 0, 103]);
     // Targets minus anchor: 20-10, 30-10; 30-20, 40-20; 40-30, 50-30.
     assertCloseArray(set.targets, [10, 20, 10, 20, 10, 20]);
     // Adding anchors back gives the level targets.

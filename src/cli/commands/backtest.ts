@@ -32,14 +32,19 @@ const defaultIo = (): BacktestCommandIo => ({ stdout: (text) => process.stdout.w
 function parseTime(option: string, text: string | undefined, zone: TimeZone): number | undefined {
   if (text === undefined) return undefined;
   const ms = parseTimestamp(text, zone);
-  if (Number.isNaN(ms)) throw new UsageError(`--${option} ${JSON.stringify(text)}: not a time; write e.g. 2004-11-01T00:00:00Z, 2004-11-01 or epoch milliseconds`);
+  if (Number.isNaN(ms))
+    throw new UsageError(`--${option} ${JSON.stringify(text)}: not a time; write e.g. 2004-11-01T00:00:00Z, 2004-11-01 or epoch milliseconds`);
   return ms;
 }
 
 /** The --json document: everything but the per-row CSV data. */
 export function backtestJson(result: BacktestResult): Record<string, unknown> {
   const { rows, origins, ...rest } = result;
-  return { ...rest, rows: rows.length, origins: { count: origins.length, first: new Date(origins[0]).toISOString(), last: new Date(origins[origins.length - 1]).toISOString() } };
+  return {
+    ...rest,
+    rows: rows.length,
+    origins: { count: origins.length, first: new Date(origins[0]).toISOString(), last: new Date(origins[origins.length - 1]).toISOString() },
+  };
 }
 
 export async function backtestCommand(args: string[], io: BacktestCommandIo = defaultIo()): Promise<number> {
@@ -78,7 +83,8 @@ export async function backtestCommand(args: string[], io: BacktestCommandIo = de
   const config = loadConfigFile(values.config);
   const name = positionals[0];
   const forecast = config.forecasts.find((candidate) => candidate.name === name);
-  if (!forecast) throw new UsageError(`no forecast "${name}" in ${values.config} (it has: ${config.forecasts.map((f) => f.name).join(', ') || 'none'})`);
+  if (!forecast)
+    throw new UsageError(`no forecast "${name}" in ${values.config} (it has: ${config.forecasts.map((f) => f.name).join(', ') || 'none'})`);
   const times = {
     trainFromMs: parseTime('train-from', values['train-from'], zone),
     trainUntilMs: parseTime('train-until', values['train-until'], zone)!,

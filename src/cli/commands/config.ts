@@ -3,6 +3,7 @@ import { loadConfigFile } from '../../config/load.js';
 import { renderReferenceConfig } from '../../config/reference.js';
 import { UsageError } from '../usage.js';
 
+// eslint-disable-next-line @typescript-eslint/require-await -- every subcommand has the same async signature
 export async function configCommand([sub, file]: string[]): Promise<number> {
   if (sub === 'schema' && !file) {
     process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);

@@ -24,9 +24,10 @@ function parseBound(option: string, text: string | undefined, zone: TimeZone, fa
 
 /** Writes the lines with backpressure; returns the number of lines, or throws the stream's error. */
 async function writeLines(stream: Writable, lines: Iterable<string>): Promise<number> {
-  let failure: Error | null = null;
+  // In an object: TypeScript cannot see the listener assign it, and would take `failure` for always null.
+  const state = { failure: null as Error | null };
   const onError = (error: Error) => {
-    failure = error;
+    state.failure = error;
   };
   stream.on('error', onError);
   let count = 0;
@@ -39,10 +40,10 @@ async function writeLines(stream: Writable, lines: Iterable<string>): Promise<nu
       const flowing = stream.write(buffer);
       buffer = '';
       if (!flowing) await Promise.race([once(stream, 'drain'), once(stream, 'error')]).catch(() => undefined);
-      if (failure) throw failure;
+      if (state.failure) throw state.failure;
     }
     if (buffer) stream.write(buffer);
-    if (failure) throw failure;
+    if (state.failure) throw state.failure;
   } finally {
     stream.off('error', onError);
   }
@@ -63,10 +64,12 @@ export async function exportCommand(args: string[]): Promise<number> {
     },
   });
   if (positionals.length) throw new UsageError(`export takes no file argument (use --out <file.csv>): ${USAGE_LINE}`);
-  if (!values.config) throw new UsageError(`export needs --config <file.yaml>: the readings come from the database in its storage.stateDir. ${USAGE_LINE}`);
+  if (!values.config)
+    throw new UsageError(`export needs --config <file.yaml>: the readings come from the database in its storage.stateDir. ${USAGE_LINE}`);
   const series = values.series ?? [];
   if (series.length === 0) throw new UsageError(`export needs at least one --series <name>: ${USAGE_LINE}`);
-  for (const name of series) if (!SERIES_NAME.test(name)) throw new UsageError(`--series ${JSON.stringify(name)}: not a series name (letters, digits, _ . : -)`);
+  for (const name of series)
+    if (!SERIES_NAME.test(name)) throw new UsageError(`--series ${JSON.stringify(name)}: not a series name (letters, digits, _ . : -)`);
   const repeated = series.find((name, index) => series.indexOf(name) !== index);
   if (repeated) throw new UsageError(`--series ${repeated} is given twice`);
   const zone = parseTimeZoneOption(values.timezone ?? 'local');
@@ -77,7 +80,9 @@ export async function exportCommand(args: string[]): Promise<number> {
 
   const { databasePath } = statePaths(config);
   if (!existsSync(databasePath)) {
-    process.stderr.write(`forecastd export: no database at ${databasePath}: nothing was recorded yet; import a CSV (forecastd import) or run the daemon first\n`);
+    process.stderr.write(
+      `forecastd export: no database at ${databasePath}: nothing was recorded yet; import a CSV (forecastd import) or run the daemon first\n`,
+    );
     return 1;
   }
   const opened = openSqliteStore({ path: databasePath, synchronous: config.storage.synchronous, readonly: true });
@@ -87,7 +92,9 @@ export async function exportCommand(args: string[]): Promise<number> {
     const unknown = series.filter((name) => !known.has(name));
     if (unknown.length) {
       const list = [...known].slice(0, 50).join(', ') + (known.size > 50 ? `, … (${known.size} in all)` : '');
-      process.stderr.write(`forecastd export: no series ${unknown.map((name) => `"${name}"`).join(', ')} in ${databasePath}; it has: ${list || 'none'}\n`);
+      process.stderr.write(
+        `forecastd export: no series ${unknown.map((name) => `"${name}"`).join(', ')} in ${databasePath}; it has: ${list || 'none'}\n`,
+      );
       return 1;
     }
     const lines = csvLines(store, { series, fromMs, toMs });

@@ -24,7 +24,12 @@ export async function forecastCommand(args: string[], write: (text: string) => v
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, compute: { type: 'boolean' }, json: { type: 'boolean' }, width: { type: 'string', short: 'w' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      compute: { type: 'boolean' },
+      json: { type: 'boolean' },
+      width: { type: 'string', short: 'w' },
+    },
   });
   if (!values.config) throw new UsageError(`forecast needs --config <file.yaml>\n${USAGE}`);
   if (positionals.length > 1) throw new UsageError(USAGE);

@@ -14,12 +14,14 @@ const DAY_MS = 86_400_000;
 /** The import may wait this long for a running daemon's transaction (the daemon itself waits 250 ms at most). */
 const IMPORT_BUSY_TIMEOUT_MS = 5000;
 
-const USAGE_LINE = 'forecastd import <file.csv> --config <file.yaml> [--timestamp-column <name|n>] [--map <column>=<series> ...] [--prefix <text>] ...';
+const USAGE_LINE =
+  'forecastd import <file.csv> --config <file.yaml> [--timestamp-column <name|n>] [--map <column>=<series> ...] [--prefix <text>] ...';
 
 /** `,` `;` `tab` (or a literal tab, or `\t`), or any other single character. */
 export function parseDelimiterOption(text: string): string {
   if (text === 'tab' || text === '\\t' || text === '\t') return '\t';
-  if (text.length !== 1 || text === '"') throw new UsageError(`--delimiter ${JSON.stringify(text)}: give one character such as , or ; or the word tab`);
+  if (text.length !== 1 || text === '"')
+    throw new UsageError(`--delimiter ${JSON.stringify(text)}: give one character such as , or ; or the word tab`);
   return text;
 }
 
@@ -61,14 +63,23 @@ export function formatSummary(summary: ImportSummary, databasePath: string): str
   ];
   const time = summary.plan.time ? `"${summary.plan.timestamp.column}" + "${summary.plan.time.column}"` : `"${summary.plan.timestamp.column}"`;
   lines.push(`  timestamps from ${time}; times without a zone read as ${summary.timeZone} time`);
-  lines.push(`  into ${databasePath}: ${summary.columns.filter((c) => c.readings > 0).map((c) => `${c.series} (${c.readings})`).join(', ') || 'no series'}`);
+  lines.push(
+    `  into ${databasePath}: ${
+      summary.columns
+        .filter((c) => c.readings > 0)
+        .map((c) => `${c.series} (${c.readings})`)
+        .join(', ') || 'no series'
+    }`,
+  );
   for (const column of rejected) {
     const example = column.firstRejected ? ` (first: line ${column.firstRejected.line}, ${quote(column.firstRejected.text)})` : '';
     const verdict = column.readings === 0 ? 'no number in this column: nothing imported from it (--skip it to silence this)' : 'not numbers, skipped';
     lines.push(`  rejected ${column.rejected} cells of "${column.column}": ${verdict}${example}`);
   }
   for (const ignored of summary.plan.ignored) {
-    lines.push(`  ignored column #${ignored.index + 1}${ignored.column ? ` "${ignored.column}"` : ''}: ${ignored.reason === 'skipped' ? '--skip' : 'no name in the header (--map it to import it)'}`);
+    lines.push(
+      `  ignored column #${ignored.index + 1}${ignored.column ? ` "${ignored.column}"` : ''}: ${ignored.reason === 'skipped' ? '--skip' : 'no name in the header (--map it to import it)'}`,
+    );
   }
   if (summary.blankRows) lines.push(`  ${summary.blankRows} blank rows skipped`);
   return `${lines.join('\n')}\n`;
@@ -85,13 +96,15 @@ export function importWarnings(summary: ImportSummary, config: Config): string[]
     );
   }
   if (summary.raggedRows) {
-    warnings.push(`${summary.raggedRows} rows do not have as many fields as the header (first: line ${summary.firstRagged!.line}, ${summary.firstRagged!.text}): check --delimiter`);
+    warnings.push(
+      `${summary.raggedRows} rows do not have as many fields as the header (first: line ${summary.firstRagged!.line}, ${summary.firstRagged!.text}): check --delimiter`,
+    );
   }
   if (summary.nonexistentLocalTimes || summary.ambiguousLocalTimes) {
     warnings.push(
       `in ${summary.timeZone}, ${summary.nonexistentLocalTimes} times of the file do not exist (clocks went forward: moved forward by the gap) and ` +
         `${summary.ambiguousLocalTimes} occur twice (clocks went back: read as the first); a moved time can land on the next row's time and count as a duplicate. ` +
-        'If the file\'s clock ignores daylight saving time, import again with a fixed offset, e.g. --timezone +01:00',
+        "If the file's clock ignores daylight saving time, import again with a fixed offset, e.g. --timezone +01:00",
     );
   }
   const { defaultDays, perSeries } = config.storage.retention;
@@ -127,7 +140,8 @@ export async function importCommand(args: string[]): Promise<number> {
     },
   });
   if (positionals.length !== 1) throw new UsageError(`import takes one CSV file (or - for stdin): ${USAGE_LINE}`);
-  if (!values.config) throw new UsageError(`import needs --config <file.yaml>: the readings go to the database in its storage.stateDir. ${USAGE_LINE}`);
+  if (!values.config)
+    throw new UsageError(`import needs --config <file.yaml>: the readings go to the database in its storage.stateDir. ${USAGE_LINE}`);
   const map = parseMapOptions(values.map ?? []);
   const delimiter = values.delimiter === undefined ? undefined : parseDelimiterOption(values.delimiter);
   const zone = parseTimeZoneOption(values.timezone ?? 'local');
@@ -176,7 +190,9 @@ export async function importCommand(args: string[]): Promise<number> {
     }
     const code = (error as { code?: string }).code;
     if (code === 'SQLITE_BUSY') {
-      process.stderr.write(`forecastd import: the database ${databasePath} stayed locked by another writer for ${IMPORT_BUSY_TIMEOUT_MS / 1000} s; try again (readings already imported are kept)\n`);
+      process.stderr.write(
+        `forecastd import: the database ${databasePath} stayed locked by another writer for ${IMPORT_BUSY_TIMEOUT_MS / 1000} s; try again (readings already imported are kept)\n`,
+      );
       return 1;
     }
     if (code === 'ENOENT' || code === 'EACCES') {

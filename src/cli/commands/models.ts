@@ -70,7 +70,13 @@ export async function modelsCommand(args: string[], write: (text: string) => voi
       write(values.json ? `${JSON.stringify({ forecast: forecast.name, versions: rows }, null, 2)}\n` : renderModels(forecast, rows));
       return 0;
     }
-    return await changePin(forecast, state, rows, { promote: values.promote, rollback: values.rollback === true, unpin: values.unpin === true }, write);
+    return await changePin(
+      forecast,
+      state,
+      rows,
+      { promote: values.promote, rollback: values.rollback === true, unpin: values.unpin === true },
+      write,
+    );
   } finally {
     state.close();
   }
@@ -122,7 +128,11 @@ export function renderModels(forecast: ForecastConfig, rows: ModelRow[]): string
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...table.map((cells) => cells[column].length)));
   const numeric = new Set([3, 4, 5, 6]);
-  const line = (cells: string[]) => cells.map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]) : cell.padEnd(widths[column]))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]) : cell.padEnd(widths[column])))
+      .join('  ')
+      .trimEnd();
   return [
     `${forecast.name}: ${rows.length} version(s), newest first`,
     line(header),
@@ -145,14 +155,20 @@ async function changePin(
     return 1;
   }
   if (action.unpin) {
-    write(state.pins.clear(forecast.name) ? `${forecast.name}: pin removed; the newest promoted model serves from the daemon's next forecast tick\n` : `${forecast.name}: no pin to remove\n`);
+    write(
+      state.pins.clear(forecast.name)
+        ? `${forecast.name}: pin removed; the newest promoted model serves from the daemon's next forecast tick\n`
+        : `${forecast.name}: no pin to remove\n`,
+    );
     return 0;
   }
   let target: ModelRow | undefined;
   if (action.promote !== undefined) {
     target = rows.find((row) => row.version === action.promote);
     if (!target) {
-      process.stderr.write(`forecastd: no version "${action.promote}" of ${forecast.name} (\`forecastd models ${forecast.name} --config <file>\` lists them)\n`);
+      process.stderr.write(
+        `forecastd: no version "${action.promote}" of ${forecast.name} (\`forecastd models ${forecast.name} --config <file>\` lists them)\n`,
+      );
       return 1;
     }
   } else {
@@ -160,7 +176,9 @@ async function changePin(
     const servingIndex = rows.findIndex((row) => row.serving);
     target = rows.slice(servingIndex + 1).find((row) => row.weightsKept && row.promoted !== false);
     if (servingIndex < 0 || !target) {
-      process.stderr.write(`forecastd: nothing to roll back to: no earlier version of ${forecast.name} whose weights are still kept (training.keepCheckpoints)\n`);
+      process.stderr.write(
+        `forecastd: nothing to roll back to: no earlier version of ${forecast.name} whose weights are still kept (training.keepCheckpoints)\n`,
+      );
       return 1;
     }
   }

@@ -40,7 +40,11 @@ export interface StatusReport {
 const USAGE = 'usage: forecastd status --config <file.yaml> [--json]';
 
 export async function statusCommand(args: string[], write: (text: string) => void = (text) => process.stdout.write(text)): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } },
+  });
   if (!values.config) throw new UsageError(`status needs --config <file.yaml>\n${USAGE}`);
   if (positionals.length) throw new UsageError(`status takes no arguments besides its options\n${USAGE}`);
   const config = loadConfigFile(values.config);
@@ -70,14 +74,23 @@ export async function statusReport(config: Config, configPath: string, state: St
   const messages = forecasts.map((report) => report.lastForecast).filter((entry) => entry !== null);
   return {
     config: configPath,
-    database: { path: state.databasePath, bytes: sizes.db, walBytes: sizes.wal, usedBytes: state.catalog.size().usedBytes, series: state.catalog.list().length },
+    database: {
+      path: state.databasePath,
+      bytes: sizes.db,
+      walBytes: sizes.wal,
+      usedBytes: state.catalog.size().usedBytes,
+      series: state.catalog.list().length,
+    },
     backend: messages[0]?.backend ?? state.versions.latest(config.forecasts[0]?.name ?? '', 1)[0]?.backend ?? null,
     forecasts,
   };
 }
 
 /** What served according to the newest evaluation, the way the daemon decides it (ForecastJobs.choose). */
-function servingFrom(record: TrainingSummary | null, hasModel: boolean): { servedBy: string; readiness: 'ready' | 'degraded'; reason: string } | null {
+function servingFrom(
+  record: TrainingSummary | null,
+  hasModel: boolean,
+): { servedBy: string; readiness: 'ready' | 'degraded'; reason: string } | null {
   const decision = record?.decision;
   if (decision) return { servedBy: decision.servedBy, readiness: decision.servedBy === 'model' ? 'ready' : 'degraded', reason: decision.reason };
   return hasModel ? { servedBy: 'model', readiness: 'ready', reason: 'a model is loaded (no evaluation recorded)' } : null;
@@ -123,7 +136,11 @@ async function forecastReport(forecast: ForecastConfig, state: StateReader, now:
           durationSeconds: Math.round(record.durationMs / 100) / 10,
           epochs: record.epochsCompleted,
           backend: record.backend,
-          outcome: record.decision ? (record.decision.promoted ? `promoted: ${record.decision.reason}` : `not promoted: ${record.decision.reason}`) : (record.status ?? 'finished'),
+          outcome: record.decision
+            ? record.decision.promoted
+              ? `promoted: ${record.decision.reason}`
+              : `not promoted: ${record.decision.reason}`
+            : (record.status ?? 'finished'),
         }
       : null,
     nextTrainingAt: next === null ? null : new Date(next).toISOString(),
@@ -151,7 +168,9 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
   const lines: string[] = [];
   const { database } = report;
   lines.push(`forecastd status (${report.config})`);
-  lines.push(`database   ${database.path}: ${bytes(database.bytes)}${database.walBytes ? ` + ${bytes(database.walBytes)} WAL` : ''}, ${bytes(database.usedBytes)} in use, ${database.series} series`);
+  lines.push(
+    `database   ${database.path}: ${bytes(database.bytes)}${database.walBytes ? ` + ${bytes(database.walBytes)} WAL` : ''}, ${bytes(database.usedBytes)} in use, ${database.series} series`,
+  );
   lines.push(`backend    ${report.backend ?? 'unknown (no forecast or training yet)'}`);
   if (report.forecasts.length === 0) lines.push('', 'No forecasts configured: add one under "forecasts:" in the config file.');
   for (const forecast of report.forecasts) {
@@ -159,8 +178,10 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
     lines.push('');
     lines.push(`${forecast.name}  ${forecast.readiness.toUpperCase().replace('_', ' ')}  (${forecast.target})`);
     if (forecast.detail) lines.push(`  why        ${forecast.detail}`);
-    if (forecast.servedBy === 'model') lines.push(`  serving    model ${forecast.servingVersion ?? '(version unknown)'}${forecast.pinned ? `  (pinned: ${forecast.pinned})` : ''}`);
-    else if (forecast.servedBy) lines.push(`  serving    ${METHOD_NAMES[forecast.servedBy] ?? forecast.servedBy} (a baseline: no model beats persistence)`);
+    if (forecast.servedBy === 'model')
+      lines.push(`  serving    model ${forecast.servingVersion ?? '(version unknown)'}${forecast.pinned ? `  (pinned: ${forecast.pinned})` : ''}`);
+    else if (forecast.servedBy)
+      lines.push(`  serving    ${METHOD_NAMES[forecast.servedBy] ?? forecast.servedBy} (a baseline: no model beats persistence)`);
     else lines.push('  serving    nothing yet');
     if (forecast.scores) {
       const ordered = Object.entries(forecast.scores).sort(([a], [b]) => Object.keys(METHOD_NAMES).indexOf(a) - Object.keys(METHOD_NAMES).indexOf(b));
@@ -169,10 +190,14 @@ export function renderStatus(report: StatusReport, now = Date.now()): string {
     }
     if (forecast.lastTraining) {
       const training = forecast.lastTraining;
-      lines.push(`  trained    ${localTime(training.startedAt)} (${ago(Date.parse(training.startedAt), now)}), ${training.epochs} epochs in ${training.durationSeconds} s on ${training.backend}`);
+      lines.push(
+        `  trained    ${localTime(training.startedAt)} (${ago(Date.parse(training.startedAt), now)}), ${training.epochs} epochs in ${training.durationSeconds} s on ${training.backend}`,
+      );
       lines.push(`             ${training.outcome}`);
     } else lines.push('  trained    never');
-    lines.push(`  next       ${forecast.nextTrainingAt ? `${localTime(forecast.nextTrainingAt)} (${ago(Date.parse(forecast.nextTrainingAt), now)})` : 'no scheduled training'}`);
+    lines.push(
+      `  next       ${forecast.nextTrainingAt ? `${localTime(forecast.nextTrainingAt)} (${ago(Date.parse(forecast.nextTrainingAt), now)})` : 'no scheduled training'}`,
+    );
     const history = forecast.history;
     lines.push(
       history.readings

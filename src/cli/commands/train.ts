@@ -29,7 +29,10 @@ export interface TrainCommandIo {
   signals: NodeJS.EventEmitter;
 }
 
-export async function trainCommand(args: string[], io: TrainCommandIo = { write: (text) => process.stdout.write(text), isTTY: Boolean(process.stdout.isTTY), signals: process }): Promise<number> {
+export async function trainCommand(
+  args: string[],
+  io: TrainCommandIo = { write: (text) => process.stdout.write(text), isTTY: Boolean(process.stdout.isTTY), signals: process },
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -41,13 +44,20 @@ export async function trainCommand(args: string[], io: TrainCommandIo = { write:
   const config = loadConfigFile(values.config);
   const name = positionals[0];
   if (!config.forecasts.some((forecast) => forecast.name === name)) {
-    throw new UsageError(`no forecast "${name}" in ${values.config} (it has: ${config.forecasts.map((forecast) => forecast.name).join(', ') || 'none'})`);
+    throw new UsageError(
+      `no forecast "${name}" in ${values.config} (it has: ${config.forecasts.map((forecast) => forecast.name).join(', ') || 'none'})`,
+    );
   }
   if (values.daemon) return requestFromDaemon(config, name, io);
   // Warnings and errors go to stderr, so that stdout carries only the training's own output.
   const log = createLogger(config.log.level === 'debug' || config.log.level === 'trace' ? config.log.level : 'warn', 2);
   const { databasePath, checkpointRoot } = statePaths(config);
-  const store = openSqliteStore({ path: databasePath, synchronous: config.storage.synchronous, log, onRefused: (refusal) => log.warn({ err: refusal.message }, 'a stored record was refused (left out)') });
+  const store = openSqliteStore({
+    path: databasePath,
+    synchronous: config.storage.synchronous,
+    log,
+    onRefused: (refusal) => log.warn({ err: refusal.message }, 'a stored record was refused (left out)'),
+  });
   const { versions } = store;
   const pool = new TrainingPool({
     threads: 1,
@@ -103,7 +113,8 @@ function parseVerbosity(raw: string | undefined, isTTY: boolean): Verbosity {
 
 function describe(result: TrainingResult): string {
   if (result.status === 'succeeded') return describeSummary(result.summary);
-  if (result.status === 'aborted') return `training aborted after ${result.epochsCompleted} epoch(s); the checkpoint of the last completed epoch is kept\n`;
+  if (result.status === 'aborted')
+    return `training aborted after ${result.epochsCompleted} epoch(s); the checkpoint of the last completed epoch is kept\n`;
   if (result.status === 'not_enough_history') return `not enough history to train: ${result.message}\n`;
   return `training failed (${result.kind}): ${result.message}\n`;
 }
@@ -117,7 +128,9 @@ function describeSummary(summary: TrainingSummary): string {
     `  final loss        ${formatNumber(summary.loss.at(-1))}${summary.valLoss.length ? `, val_loss ${formatNumber(summary.valLoss.at(-1))}` : ''}`,
   ];
   if (summary.metrics) {
-    lines.push(`  validation MAE    ${formatNumber(summary.metrics.model.mae)} (repeating the last value: ${formatNumber(summary.metrics.persistence.mae)})`);
+    lines.push(
+      `  validation MAE    ${formatNumber(summary.metrics.model.mae)} (repeating the last value: ${formatNumber(summary.metrics.persistence.mae)})`,
+    );
   }
   lines.push(`  checkpoint        ${summary.checkpointId ?? 'none'}`);
   return `${lines.join('\n')}\n`;
@@ -143,7 +156,9 @@ async function requestFromDaemon(config: Config, forecast: string, io: TrainComm
   try {
     const topic = trainRequestTopic(config.mqtt.baseTopic, forecast);
     await client.publishAsync(topic, 'train', { qos: 1 });
-    io.write(`requested a training of ${forecast} on ${topic}; progress shows in the daemon's log, on ${config.mqtt.baseTopic}/status and on the dashboard\n`);
+    io.write(
+      `requested a training of ${forecast} on ${topic}; progress shows in the daemon's log, on ${config.mqtt.baseTopic}/status and on the dashboard\n`,
+    );
     return EXIT_CODES.ok;
   } finally {
     await client.endAsync();

@@ -46,8 +46,6 @@ interface ModelsResponse {
   versions: ModelVersion[];
 }
 
-type Point = ForecastMessage['points'][number];
-
 interface ForecastCharts {
   main: UPlot | null;
   loss: UPlot | null;
@@ -69,7 +67,15 @@ const RANGES: Array<[string, number]> = [
   ['3d', 3 * 86_400],
   ['7d', 7 * 86_400],
 ];
-const COLORS = { actual: '#2563eb', forecast: '#ea580c', band: 'rgba(234, 88, 12, 0.12)', innerBand: 'rgba(234, 88, 12, 0.16)', loss: '#0f766e', valLoss: '#a21caf', now: '#94a3b8' };
+const COLORS = {
+  actual: '#2563eb',
+  forecast: '#ea580c',
+  band: 'rgba(234, 88, 12, 0.12)',
+  innerBand: 'rgba(234, 88, 12, 0.16)',
+  loss: '#0f766e',
+  valLoss: '#a21caf',
+  now: '#94a3b8',
+};
 const METHOD_NAMES: Record<string, string> = {
   model: 'LSTM model (this training)',
   champion: 'LSTM model (serving before)',
@@ -84,7 +90,10 @@ const state: DashboardState = { charts: {}, refreshes: 0, lastError: null, statu
 const rangeOf: Record<string, number> = {};
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -112,15 +121,21 @@ async function optional<T>(path: string): Promise<T | null> {
   }
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: Array<Node | string | null>): HTMLElementTagNameMap[K] {
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string> = {},
+  ...children: Array<Node | string | null>
+): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
   for (const child of children) if (child !== null) node.append(child);
   return node;
 }
 
-const fmt = (value: number | null | undefined, digits = 2) => (value === null || value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits));
-const withUnit = (value: number | null | undefined, unit: string | null, digits = 2) => `${fmt(value, digits)}${unit && Number.isFinite(value ?? NaN) ? ` ${unit}` : ''}`;
+const fmt = (value: number | null | undefined, digits = 2) =>
+  value === null || value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
+const withUnit = (value: number | null | undefined, unit: string | null, digits = 2) =>
+  `${fmt(value, digits)}${unit && Number.isFinite(value ?? NaN) ? ` ${unit}` : ''}`;
 const clock = (iso: string | null) => (iso ? new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '–');
 const dateTime = (iso: string | null) =>
   iso ? new Date(iso).toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }) : '–';
@@ -194,7 +209,13 @@ function cardFor(name: string): HTMLElement {
 }
 
 function kpi(label: string, value: string, sub = '', subClass = ''): HTMLElement {
-  return el('div', { class: 'kpi' }, el('div', { class: 'kpi-label' }, label), el('div', { class: 'kpi-value' }, value), el('div', { class: `kpi-sub ${subClass}`.trim() }, sub));
+  return el(
+    'div',
+    { class: 'kpi' },
+    el('div', { class: 'kpi-label' }, label),
+    el('div', { class: 'kpi-value' }, value),
+    el('div', { class: `kpi-sub ${subClass}`.trim() }, sub),
+  );
 }
 
 function renderSummary(card: HTMLElement, status: ForecastStatus, message: ForecastMessage | null): void {
@@ -206,10 +227,13 @@ function renderSummary(card: HTMLElement, status: ForecastStatus, message: Forec
   detail.hidden = !status.detail;
   detail.textContent = status.detail ?? '';
 
-  const first = message?.points[0] as Point | undefined;
+  const first = message?.points[0];
   const levels = message ? intervalKeys(message) : null;
   const inner = levels?.inner ?? levels?.outer ?? null;
-  const interval = first && inner && first.lower?.[inner] !== undefined && first.upper?.[inner] !== undefined ? `${inner} % interval ${fmt(first.lower[inner])} – ${fmt(first.upper[inner])}` : '';
+  const interval =
+    first && inner && first.lower?.[inner] !== undefined && first.upper?.[inner] !== undefined
+      ? `${inner} % interval ${fmt(first.lower[inner])} – ${fmt(first.upper[inner])}`
+      : '';
   const validation = message?.model.validation ?? status.validation;
   let skill = '';
   let skillClass = '';
@@ -220,18 +244,33 @@ function renderSummary(card: HTMLElement, status: ForecastStatus, message: Forec
   }
   const servedBy = status.servedBy && status.servedBy !== 'model' ? `${METHOD_NAMES[status.servedBy] ?? status.servedBy} serves` : '';
   const training = status.training
-    ? kpi('Training', `epoch ${status.training.epoch}/${status.training.epochs}`, status.training.etaSeconds !== null ? `about ${duration(status.training.etaSeconds)} left` : status.training.reason)
-    : kpi('Next training', status.nextTrainingAt ? dateTime(status.nextTrainingAt) : '–', status.lastTrainedAt ? `last ${ago(status.lastTrainedAt)}` : 'never trained');
-  card.querySelector('.kpis')!.replaceChildren(
-    kpi(
-      first ? `Next · ${clock(first.ts)}–${clock(new Date(Date.parse(first.ts) + status.intervalSeconds * 1000).toISOString())}` : 'Next value',
-      first ? withUnit(first.value, status.unit) : '–',
-      interval,
-    ),
-    kpi('Issued', message ? clock(message.issuedAt) : '–', message ? ago(message.issuedAt) : 'no forecast yet'),
-    kpi(servedBy ? 'Baseline MAE' : 'Model MAE', validation ? withUnit(validation.mae, status.unit, 3) : '–', servedBy || skill, servedBy ? 'poor' : skillClass),
-    training,
-  );
+    ? kpi(
+        'Training',
+        `epoch ${status.training.epoch}/${status.training.epochs}`,
+        status.training.etaSeconds !== null ? `about ${duration(status.training.etaSeconds)} left` : status.training.reason,
+      )
+    : kpi(
+        'Next training',
+        status.nextTrainingAt ? dateTime(status.nextTrainingAt) : '–',
+        status.lastTrainedAt ? `last ${ago(status.lastTrainedAt)}` : 'never trained',
+      );
+  card
+    .querySelector('.kpis')!
+    .replaceChildren(
+      kpi(
+        first ? `Next · ${clock(first.ts)}–${clock(new Date(Date.parse(first.ts) + status.intervalSeconds * 1000).toISOString())}` : 'Next value',
+        first ? withUnit(first.value, status.unit) : '–',
+        interval,
+      ),
+      kpi('Issued', message ? clock(message.issuedAt) : '–', message ? ago(message.issuedAt) : 'no forecast yet'),
+      kpi(
+        servedBy ? 'Baseline MAE' : 'Model MAE',
+        validation ? withUnit(validation.mae, status.unit, 3) : '–',
+        servedBy || skill,
+        servedBy ? 'poor' : skillClass,
+      ),
+      training,
+    );
   for (const button of card.querySelectorAll<HTMLButtonElement>('.ranges button')) {
     button.classList.toggle('active', Number(button.dataset.range) === (rangeOf[card.dataset.forecast!] ?? defaultRange(status)));
   }
@@ -276,14 +315,14 @@ function mainData(history: HistoryResponse, message: ForecastMessage | null): [n
     if (!outer) joint.fill(null, 2);
     if (!inner) joint.fill(null, 4);
     rows.set(lastBucket, joint);
-    for (const point of message.points as Point[]) {
+    for (const point of message.points) {
       const x = Date.parse(point.ts) / 1000;
       const row = rows.get(x) ?? emptyRow();
       row[1] = point.value;
-      row[2] = outer ? point.lower?.[outer] ?? null : null;
-      row[3] = outer ? point.upper?.[outer] ?? null : null;
-      row[4] = inner ? point.lower?.[inner] ?? null : null;
-      row[5] = inner ? point.upper?.[inner] ?? null : null;
+      row[2] = outer ? (point.lower?.[outer] ?? null) : null;
+      row[3] = outer ? (point.upper?.[outer] ?? null) : null;
+      row[4] = inner ? (point.lower?.[inner] ?? null) : null;
+      row[5] = inner ? (point.upper?.[inner] ?? null) : null;
       rows.set(x, row);
     }
   }
@@ -307,7 +346,14 @@ function mainChart(container: HTMLElement, unit: string | null, nowSeconds: () =
     series: [
       {},
       { label: 'actual', stroke: COLORS.actual, width: 2, value: valueLabel, spanGaps: false, points: { show: false } },
-      { label: 'forecast', stroke: COLORS.forecast, width: 2.5, dash: [6, 4], points: { show: true, size: 5, fill: COLORS.forecast }, value: valueLabel },
+      {
+        label: 'forecast',
+        stroke: COLORS.forecast,
+        width: 2.5,
+        dash: [6, 4],
+        points: { show: true, size: 5, fill: COLORS.forecast },
+        value: valueLabel,
+      },
       // Interval edges: drawn faintly, shaded between by the bands below, left out of the legend (dashboard.css).
       { label: 'outer lower', stroke: 'rgba(234, 88, 12, 0.25)', width: 1, value: valueLabel, points: { show: false } },
       { label: 'outer upper', stroke: 'rgba(234, 88, 12, 0.25)', width: 1, value: valueLabel, points: { show: false } },
@@ -320,7 +366,13 @@ function mainChart(container: HTMLElement, unit: string | null, nowSeconds: () =
     ],
     axes: [
       { stroke: '#64748b', grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' } },
-      { stroke: '#64748b', grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' }, size: 60, values: (_self, splits) => splits.map((value) => `${fmt(value, 1)}${unit ? ` ${unit}` : ''}`) },
+      {
+        stroke: '#64748b',
+        grid: { stroke: '#eef2f7' },
+        ticks: { stroke: '#e2e8f0' },
+        size: 60,
+        values: (_self, splits) => splits.map((value) => `${fmt(value, 1)}${unit ? ` ${unit}` : ''}`),
+      },
     ],
     hooks: {
       draw: [
@@ -362,7 +414,13 @@ function lossChart(container: HTMLElement): UPlot {
     ],
     axes: [
       { stroke: '#64748b', grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' }, label: 'epoch', labelSize: 20, space: 40 },
-      { stroke: '#64748b', grid: { stroke: '#eef2f7' }, ticks: { stroke: '#e2e8f0' }, size: 60, values: (_self, splits) => splits.map((value) => (value === null ? '' : value.toPrecision(2))) },
+      {
+        stroke: '#64748b',
+        grid: { stroke: '#eef2f7' },
+        ticks: { stroke: '#e2e8f0' },
+        size: 60,
+        values: (_self, splits) => splits.map((value) => (value === null ? '' : value.toPrecision(2))),
+      },
     ],
   };
   return new uPlot(options, [[], [], []], container);
@@ -383,7 +441,15 @@ function scoreTable(version: ModelVersion | undefined, status: ForecastStatus): 
     el(
       'thead',
       {},
-      el('tr', {}, el('th', {}, 'Forecaster'), el('th', { class: 'num' }, `MAE${unit ? ` (${unit})` : ''}`), el('th', { class: 'num' }, 'RMSE'), el('th', { class: 'num' }, 'MASE'), el('th', { class: 'num' }, 'vs repeat last')),
+      el(
+        'tr',
+        {},
+        el('th', {}, 'Forecaster'),
+        el('th', { class: 'num' }, `MAE${unit ? ` (${unit})` : ''}`),
+        el('th', { class: 'num' }, 'RMSE'),
+        el('th', { class: 'num' }, 'MASE'),
+        el('th', { class: 'num' }, 'vs repeat last'),
+      ),
     ),
     el(
       'tbody',
@@ -401,7 +467,12 @@ function scoreTable(version: ModelVersion | undefined, status: ForecastStatus): 
       ),
     ),
   );
-  const note = el('p', { class: 'note muted' }, `${version.validationWindows} held-out windows of the training of ${dateTime(version.trainedAt)}.`, version.decision ? ` ${version.decision.reason}.` : '');
+  const note = el(
+    'p',
+    { class: 'note muted' },
+    `${version.validationWindows} held-out windows of the training of ${dateTime(version.trainedAt)}.`,
+    version.decision ? ` ${version.decision.reason}.` : '',
+  );
   const wrapper = el('div', {}, table, note);
   return wrapper;
 }
@@ -416,20 +487,39 @@ function versionsTable(models: ModelsResponse): HTMLElement {
   return el(
     'table',
     { class: 'versions-table' },
-    el('thead', {}, el('tr', {}, el('th', {}, 'Version (trained)'), el('th', { class: 'num' }, 'Epochs'), el('th', { class: 'num' }, 'Val MAE'), el('th', { class: 'num' }, 'Took'))),
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        el('th', {}, 'Version (trained)'),
+        el('th', { class: 'num' }, 'Epochs'),
+        el('th', { class: 'num' }, 'Val MAE'),
+        el('th', { class: 'num' }, 'Took'),
+      ),
+    ),
     el(
       'tbody',
       {},
-      ...models.versions.slice(0, 5).map((version) =>
-        el(
-          'tr',
-          { class: version.serving ? 'serving' : '' },
-          el('td', {}, dateTime(version.trainedAt), version.serving ? el('span', { class: 'tag' }, 'serving') : null, models.pinned === version.version ? el('span', { class: 'tag' }, 'pinned') : null),
-          el('td', { class: 'num' }, String(version.epochs)),
-          el('td', { class: 'num' }, fmt(version.scores?.model?.mae, 3)),
-          el('td', { class: 'num' }, duration(Math.round(version.durationSeconds))),
+      ...models.versions
+        .slice(0, 5)
+        .map((version) =>
+          el(
+            'tr',
+            { class: version.serving ? 'serving' : '' },
+            el(
+              'td',
+              {},
+              dateTime(version.trainedAt),
+              version.serving ? el('span', { class: 'tag' }, 'serving') : null,
+              models.pinned === version.version ? el('span', { class: 'tag' }, 'pinned') : null,
+            ),
+            el('td', { class: 'num' }, String(version.epochs)),
+            el('td', { class: 'num' }, fmt(version.scores?.model?.mae, 3)),
+            el('td', { class: 'num' }, duration(Math.round(version.durationSeconds))),
+          ),
         ),
-      ),
     ),
   );
 }
@@ -452,7 +542,7 @@ async function refreshForecast(name: string): Promise<void> {
   const mainContainer = card.querySelector<HTMLElement>('.main-chart')!;
   const origin = message ? Date.parse(message.origin) / 1000 : null;
   charts.main ??= mainChart(mainContainer, status.unit, () => origin ?? Date.now() / 1000);
-  charts.main.setData(data as unknown as UPlot.AlignedData);
+  charts.main.setData(data);
   const levels = message ? intervalKeys(message) : null;
   const shaded = [levels?.inner, levels?.outer].filter((level): level is string => !!level);
   card.querySelector('.chart-note')!.textContent = message
@@ -489,14 +579,17 @@ async function refresh(): Promise<void> {
     renderHeader(status);
     const names = Object.keys(status.forecasts);
     const main = document.getElementById('forecasts')!;
-    if (names.length === 0) main.replaceChildren(el('p', { class: 'empty' }, 'No forecasts configured. Add one under "forecasts:" in the config file.'));
+    if (names.length === 0)
+      main.replaceChildren(el('p', { class: 'empty' }, 'No forecasts configured. Add one under "forecasts:" in the config file.'));
     else main.querySelector('.empty')?.remove();
     await Promise.all(names.map((name) => refreshForecast(name)));
     state.lastError = null;
     showBanner(null);
   } catch (error) {
     state.lastError = (error as Error).message;
-    showBanner(error instanceof HttpError && error.status === 401 ? `Not authorised: ${error.message}` : `Cannot reach forecastd: ${(error as Error).message}`);
+    showBanner(
+      error instanceof HttpError && error.status === 401 ? `Not authorised: ${error.message}` : `Cannot reach forecastd: ${(error as Error).message}`,
+    );
     document.getElementById('updated')!.textContent = 'offline';
   } finally {
     state.refreshes++;

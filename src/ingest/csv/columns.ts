@@ -41,7 +41,10 @@ export interface ColumnPlan {
 
 /** `CO(GT)` → `CO_GT`, `PT08.S1(CO)` → `PT08.S1_CO`: runs of characters a series name cannot hold become one `_`. */
 export function sanitizeColumnName(column: string): string {
-  return column.trim().replace(/[^A-Za-z0-9_.:-]+/g, '_').replace(/^_+|_+$/g, '');
+  return column
+    .trim()
+    .replace(/[^A-Za-z0-9_.:-]+/g, '_')
+    .replace(/^_+|_+$/g, '');
 }
 
 const describe = (header: readonly string[]) => header.map((name, index) => (name ? `"${name}"` : `#${index + 1} (unnamed)`)).join(', ');
@@ -82,7 +85,8 @@ function detectTimeColumns(header: readonly string[]): { timestamp: number; time
 export function planColumns(rawHeader: readonly string[], options: ColumnOptions = {}): ColumnPlan {
   const header = rawHeader.map((name) => name.trim());
   const detected = detectTimeColumns(header);
-  const timestampIndex = options.timestampColumn !== undefined ? findColumn(header, options.timestampColumn, '--timestamp-column') : detected.timestamp;
+  const timestampIndex =
+    options.timestampColumn !== undefined ? findColumn(header, options.timestampColumn, '--timestamp-column') : detected.timestamp;
   let timeIndex: number | null = null;
   if (options.timeColumn !== undefined) timeIndex = findColumn(header, options.timeColumn, '--time-column');
   else if (options.timestampColumn === undefined) timeIndex = detected.time;
@@ -93,7 +97,9 @@ export function planColumns(rawHeader: readonly string[], options: ColumnOptions
   for (const [reference, series] of Object.entries(options.map ?? {})) {
     const index = findColumn(header, reference, '--map');
     if (!SERIES_NAME.test(series)) {
-      throw new ColumnPlanError(`--map ${reference}=${series}: a series name is 1-128 characters of letters, digits, _ . : - (not starting with . : -)`);
+      throw new ColumnPlanError(
+        `--map ${reference}=${series}: a series name is 1-128 characters of letters, digits, _ . : - (not starting with . : -)`,
+      );
     }
     if (index === timestampIndex || index === timeIndex) throw new ColumnPlanError(`--map ${reference}: "${header[index]}" is the timestamp column`);
     if (skipped.has(index)) throw new ColumnPlanError(`--map ${reference}: "${header[index]}" is also given to --skip`);
@@ -124,7 +130,9 @@ export function planColumns(rawHeader: readonly string[], options: ColumnOptions
     }
     const owner = seriesOwners.get(series);
     if (owner !== undefined) {
-      throw new ColumnPlanError(`columns "${owner}" and "${column}" would both feed the series "${series}": give one of them another name with --map`);
+      throw new ColumnPlanError(
+        `columns "${owner}" and "${column}" would both feed the series "${series}": give one of them another name with --map`,
+      );
     }
     seriesOwners.set(series, column);
     plan.values.push({ index, column, series });

@@ -37,14 +37,14 @@ export function decidePromotion(input: {
 }): PromotionDecision {
   const { methods } = input.evaluation;
   const challenger = methods.model;
-  const champion = input.championVersion !== null && !input.championIncompatible ? methods.champion ?? null : null;
+  const champion = input.championVersion !== null && !input.championIncompatible ? (methods.champion ?? null) : null;
   const persistence = methods.persistence;
   const baseline = bestBaseline(methods);
   if (!challenger || !persistence) {
     return {
       promoted: false,
       servingVersion: input.championIncompatible ? null : input.championVersion,
-      servedBy: input.championVersion && !input.championIncompatible ? 'model' : baseline?.method ?? 'persistence',
+      servedBy: input.championVersion && !input.championIncompatible ? 'model' : (baseline?.method ?? 'persistence'),
       modelBeatsPersistence: false,
       bestBaseline: baseline,
       reason: 'no held-out windows to compare on: the serving model is kept',
@@ -65,9 +65,9 @@ export function decidePromotion(input: {
     reason = `MAE ${fmt(challenger.mae)} does not beat the serving model ${input.championVersion} (${fmt(champion!.mae)})`;
   }
   const servingVersion = promoted ? input.challengerVersion : champion ? input.championVersion : null;
-  const servingMae = promoted ? challenger.mae : champion?.mae ?? Infinity;
+  const servingMae = promoted ? challenger.mae : (champion?.mae ?? Infinity);
   const modelBeatsPersistence = servingVersion !== null && servingMae < persistence.mae;
-  const servedBy: ServedBy = modelBeatsPersistence ? 'model' : baseline?.method ?? 'persistence';
+  const servedBy: ServedBy = modelBeatsPersistence ? 'model' : (baseline?.method ?? 'persistence');
   if (!promoted && !modelBeatsPersistence) {
     reason += champion ? `; the serving model (${fmt(champion.mae)}) does not beat it either` : '';
     reason += `: ${servedBy.replace('_', ' ')} serves`;
@@ -94,13 +94,19 @@ export function readinessOf(input: {
   notEnoughHistory: boolean;
 }): { readiness: Readiness; reason: string } {
   if (!input.hasEvaluation && (input.notEnoughHistory || input.lastTrainingFailure === null)) {
-    return { readiness: 'warming_up', reason: input.notEnoughHistory ? 'not enough history to train yet' : 'the first training has not finished yet' };
+    return {
+      readiness: 'warming_up',
+      reason: input.notEnoughHistory ? 'not enough history to train yet' : 'the first training has not finished yet',
+    };
   }
   if (input.lastTrainingFailure !== null && !input.notEnoughHistory) {
     return { readiness: 'degraded', reason: `the last training failed: ${input.lastTrainingFailure}` };
   }
   if (input.servedBy !== 'model') {
-    return { readiness: 'degraded', reason: `no model beats persistence on the newest held-out windows: ${(input.servedBy ?? 'persistence').replace('_', ' ')} serves` };
+    return {
+      readiness: 'degraded',
+      reason: `no model beats persistence on the newest held-out windows: ${(input.servedBy ?? 'persistence').replace('_', ' ')} serves`,
+    };
   }
   return { readiness: 'ready', reason: 'the model beats persistence on the newest held-out windows' };
 }

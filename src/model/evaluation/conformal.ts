@@ -35,7 +35,11 @@ export function conformalWidths(actual: ArrayLike<number>, predicted: ArrayLike<
 }
 
 /** point ∓ width for every [window × horizon] value. */
-export function intervalBounds(predicted: ArrayLike<number>, horizon: number, widths: readonly number[]): { lower: Float64Array; upper: Float64Array } {
+export function intervalBounds(
+  predicted: ArrayLike<number>,
+  horizon: number,
+  widths: readonly number[],
+): { lower: Float64Array; upper: Float64Array } {
   const lower = new Float64Array(predicted.length);
   const upper = new Float64Array(predicted.length);
   for (let index = 0; index < predicted.length; index++) {

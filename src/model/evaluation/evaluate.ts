@@ -49,7 +49,12 @@ export function actualsAt(y: ArrayLike<number>, origins: ArrayLike<number>, hori
  * season is longer than the history for more than half of them, seasonal naive is dropped instead of
  * shrinking the set: `season` in the result is then null.
  */
-export function commonOrigins(y: ArrayLike<number>, origins: Int32Array, horizon: number, season: number | null): { origins: Int32Array; season: number | null } {
+export function commonOrigins(
+  y: ArrayLike<number>,
+  origins: Int32Array,
+  horizon: number,
+  season: number | null,
+): { origins: Int32Array; season: number | null } {
   if (season === null) return { origins, season };
   const kept = origins.filter((origin) => seasonalNaiveAvailable(y, origin, horizon, season));
   return kept.length * 2 >= origins.length && kept.length > 0 ? { origins: kept, season } : { origins, season: null };

@@ -52,7 +52,12 @@ export function actualBuckets(
 
 /** Scores every point whose actual value is known (finite); points without one are left out. */
 export function liveAccuracy(issued: readonly IssuedForecast[], actual: (ts: number) => number): LiveAccuracy {
-  interface Sums { count: number; absError: number; inside: Map<string, number>; withLevel: Map<string, number> }
+  interface Sums {
+    count: number;
+    absError: number;
+    inside: Map<string, number>;
+    withLevel: Map<string, number>;
+  }
   const fresh = (): Sums => ({ count: 0, absError: 0, inside: new Map(), withLevel: new Map() });
   const perStep: Sums[] = [];
   const all = fresh();
@@ -77,7 +82,9 @@ export function liveAccuracy(issued: readonly IssuedForecast[], actual: (ts: num
     });
   }
   const coverage = (sums: Sums) =>
-    Object.fromEntries([...sums.withLevel.entries()].sort(([a], [b]) => Number(a) - Number(b)).map(([level, n]) => [level, (sums.inside.get(level) ?? 0) / n]));
+    Object.fromEntries(
+      [...sums.withLevel.entries()].sort(([a], [b]) => Number(a) - Number(b)).map(([level, n]) => [level, (sums.inside.get(level) ?? 0) / n]),
+    );
   const steps: StepAccuracy[] = [];
   for (let step = 0; step < perStep.length; step++) {
     const sums = perStep[step] ?? fresh();

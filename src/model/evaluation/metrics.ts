@@ -100,7 +100,12 @@ export function maseScaleFor(y: ArrayLike<number>, trainRows: number, season: nu
 }
 
 /** Share of actuals inside [lower, upper], per horizon step and overall. */
-export function coverage(actual: ArrayLike<number>, lower: ArrayLike<number>, upper: ArrayLike<number>, horizon: number): { overall: number; byStep: number[] } {
+export function coverage(
+  actual: ArrayLike<number>,
+  lower: ArrayLike<number>,
+  upper: ArrayLike<number>,
+  horizon: number,
+): { overall: number; byStep: number[] } {
   checkShape(actual, lower, horizon, 'coverage');
   checkShape(actual, upper, horizon, 'coverage');
   const insideByStep = new Float64Array(horizon);

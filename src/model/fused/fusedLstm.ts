@@ -105,7 +105,12 @@ export function fusedLstmClass(tf: Tf): FusedLstmClass {
 
     private fusedInfer(x: Tensor, kernel: Tensor, recurrent: Tensor, bias: Tensor | null, options: LstmOptions): Tensor {
       const shape = this.fusedShape(x);
-      const output = lstmKernel().infer(shape, floats(x), { kernel: floats(kernel), recurrent: floats(recurrent), bias: bias ? floats(bias) : null }, options);
+      const output = lstmKernel().infer(
+        shape,
+        floats(x),
+        { kernel: floats(kernel), recurrent: floats(recurrent), bias: bias ? floats(bias) : null },
+        options,
+      );
       return tf.tensor(output, this.fusedOutputShape(shape), 'float32');
     }
 
@@ -124,14 +129,19 @@ export function fusedLstmClass(tf: Tf): FusedLstmClass {
     private gradientOp(withBias: boolean, options: LstmOptions): (...args: Tensor[]) => Tensor {
       const existing = this.gradientOps.get(withBias);
       if (existing) return existing;
-      const op = tf.customGrad(((...args: unknown[]) => {
+      const op = tf.customGrad((...args: unknown[]) => {
         const tensors = args.slice(0, withBias ? 4 : 3) as Tensor[];
         const save = args[args.length - 1] as (saved: Tensor[]) => void;
         const [x, kernel, recurrent, bias] = tensors;
         const shape = this.fusedShape(x);
         const state = this.fusedState();
         const forward = (inputs: Tensor[]) =>
-          state.forward(shape, floats(inputs[0]), { kernel: floats(inputs[1]), recurrent: floats(inputs[2]), bias: withBias ? floats(inputs[3]) : null }, options);
+          state.forward(
+            shape,
+            floats(inputs[0]),
+            { kernel: floats(inputs[1]), recurrent: floats(inputs[2]), bias: withBias ? floats(inputs[3]) : null },
+            options,
+          );
         const output = forward(tensors);
         const generation = state.generation;
         save(tensors);
@@ -151,7 +161,7 @@ export function fusedLstmClass(tf: Tf): FusedLstmClass {
             return result;
           },
         };
-      }) as Parameters<Tf['customGrad']>[0]) as unknown as (...args: Tensor[]) => Tensor;
+      });
       this.gradientOps.set(withBias, op);
       return op;
     }

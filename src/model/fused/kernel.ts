@@ -10,25 +10,63 @@
 import { LSTM_KERNEL_WASM_BASE64 } from './kernel/lstmWasm.js';
 
 interface KernelExports {
-  gemm(M: number, N: number, K: number, a: number, sam: number, sak: number, b: number, ldb: number, c: number, ldc: number, accumulate: number): void;
+  gemm(
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    sam: number,
+    sak: number,
+    b: number,
+    ldb: number,
+    c: number,
+    ldc: number,
+    accumulate: number,
+  ): void;
   swapLeadingAxes(src: number, dst: number, rows: number, cols: number, inner: number): void;
   transpose(src: number, dst: number, rows: number, cols: number, ldd: number): void;
   copyRows(src: number, srcStride: number, dst: number, dstStride: number, count: number, cols: number): void;
   activate(code: number, src: number, dst: number, n: number): void;
   lstmForward(
-    T: number, B: number, I: number, U: number,
-    x: number, kernel: number, recurrent: number, bias: number,
-    gates: number, cell: number, hidden: number, actCell: number,
-    act: number, recAct: number, keep: number, keepHidden: number,
+    T: number,
+    B: number,
+    I: number,
+    U: number,
+    x: number,
+    kernel: number,
+    recurrent: number,
+    bias: number,
+    gates: number,
+    cell: number,
+    hidden: number,
+    actCell: number,
+    act: number,
+    recAct: number,
+    keep: number,
+    keepHidden: number,
   ): void;
   lstmBackward(
-    T: number, B: number, I: number, U: number,
-    x: number, recurrent: number,
-    gates: number, cell: number, hidden: number, actCell: number,
-    dOut: number, sequence: number,
-    dz: number, dh: number, dc: number, recurrentT: number,
-    dKernel: number, dRecurrent: number, dBias: number,
-    act: number, recAct: number,
+    T: number,
+    B: number,
+    I: number,
+    U: number,
+    x: number,
+    recurrent: number,
+    gates: number,
+    cell: number,
+    hidden: number,
+    actCell: number,
+    dOut: number,
+    sequence: number,
+    dz: number,
+    dh: number,
+    dc: number,
+    recurrentT: number,
+    dKernel: number,
+    dRecurrent: number,
+    dBias: number,
+    act: number,
+    recAct: number,
   ): void;
   inputGradient(rows: number, I: number, U: number, kernel: number, kernelT: number, ldx: number, dz: number, dx: number): void;
 }
@@ -114,7 +152,10 @@ class Region<K extends string> {
   readonly offsets = {} as Record<K, number>;
   readonly start: number;
 
-  constructor(private readonly heap: Heap, sizes: Record<K, number>) {
+  constructor(
+    private readonly heap: Heap,
+    sizes: Record<K, number>,
+  ) {
     let bytes = 0;
     const relative = {} as Record<K, number>;
     for (const key of Object.keys(sizes) as K[]) {
@@ -186,8 +227,14 @@ export class LstmSequenceState {
     if (!this.region || !this.shape || !sameShape(this.shape, shape)) {
       this.region?.release();
       this.region = this.kernel.region<StateKey>({
-        x: T * B * I, kernel: I * G, recurrent: U * G, bias: G,
-        gates: T * B * G, cell: (T + 1) * B * U, hidden: (T + 1) * B * U, actCell: T * B * U,
+        x: T * B * I,
+        kernel: I * G,
+        recurrent: U * G,
+        bias: G,
+        gates: T * B * G,
+        cell: (T + 1) * B * U,
+        hidden: (T + 1) * B * U,
+        actCell: T * B * U,
       });
       this.shape = { ...shape };
     }
@@ -200,8 +247,24 @@ export class LstmSequenceState {
     k.write(weights.kernel, at.kernel);
     k.write(weights.recurrent, at.recurrent);
     if (weights.bias) k.write(weights.bias, at.bias);
-    k.exports.lstmForward(T, B, I, U, at.x, at.kernel, at.recurrent, weights.bias ? at.bias : 0, at.gates, at.cell, at.hidden, at.actCell,
-      options.activation, options.recurrentActivation, 1, 1);
+    k.exports.lstmForward(
+      T,
+      B,
+      I,
+      U,
+      at.x,
+      at.kernel,
+      at.recurrent,
+      weights.bias ? at.bias : 0,
+      at.gates,
+      at.cell,
+      at.hidden,
+      at.actCell,
+      options.activation,
+      options.recurrentActivation,
+      1,
+      1,
+    );
     return options.returnSequences ? k.readBatchMajor(at.hidden + B * U * F32, T, B, U, staging) : k.read(at.hidden + T * B * U * F32, B * U);
   }
 
@@ -213,16 +276,45 @@ export class LstmSequenceState {
     const paddedInputs = Math.ceil(I / 4) * 4;
     const k = this.kernel;
     const scratch = k.scratch({
-      dOut: T * B * Math.max(U, I), staging: Math.max(T * B * U, T * B * I), dz: T * B * G, dh: B * U, dc: B * U, recurrentT: G * U,
-      kernelT: G * paddedInputs, dx: T * B * paddedInputs, dKernel: I * G, dRecurrent: U * G, dBias: G,
+      dOut: T * B * Math.max(U, I),
+      staging: Math.max(T * B * U, T * B * I),
+      dz: T * B * G,
+      dh: B * U,
+      dc: B * U,
+      recurrentT: G * U,
+      kernelT: G * paddedInputs,
+      dx: T * B * paddedInputs,
+      dKernel: I * G,
+      dRecurrent: U * G,
+      dBias: G,
     });
     const at = this.region.offsets;
     const sequence = this.options.returnSequences;
     if (sequence) k.writeTimeMajor(outputGradient, scratch.dOut, B, T, U, scratch.staging);
     else k.write(outputGradient, scratch.dOut);
-    k.exports.lstmBackward(T, B, I, U, at.x, at.recurrent, at.gates, at.cell, at.hidden, at.actCell, scratch.dOut, sequence ? 1 : 0,
-      scratch.dz, scratch.dh, scratch.dc, scratch.recurrentT, scratch.dKernel, scratch.dRecurrent, withBias ? scratch.dBias : 0,
-      this.options.activation, this.options.recurrentActivation);
+    k.exports.lstmBackward(
+      T,
+      B,
+      I,
+      U,
+      at.x,
+      at.recurrent,
+      at.gates,
+      at.cell,
+      at.hidden,
+      at.actCell,
+      scratch.dOut,
+      sequence ? 1 : 0,
+      scratch.dz,
+      scratch.dh,
+      scratch.dc,
+      scratch.recurrentT,
+      scratch.dKernel,
+      scratch.dRecurrent,
+      withBias ? scratch.dBias : 0,
+      this.options.activation,
+      this.options.recurrentActivation,
+    );
     let input: Float32Array | null = null;
     if (wantInputGradient) {
       k.exports.inputGradient(T * B, I, U, at.kernel, scratch.kernelT, paddedInputs, scratch.dz, scratch.dx);
@@ -327,15 +419,38 @@ export class LstmKernel {
     const G = 4 * U;
     const hiddenSlots = options.returnSequences ? T + 1 : 2;
     const at = this.scratch({
-      x: T * B * I, kernel: I * G, recurrent: U * G, bias: G, gates: B * G, cell: 2 * B * U, hidden: hiddenSlots * B * U,
-      actCell: B * U, staging: Math.max(T * B * I, T * B * U),
+      x: T * B * I,
+      kernel: I * G,
+      recurrent: U * G,
+      bias: G,
+      gates: B * G,
+      cell: 2 * B * U,
+      hidden: hiddenSlots * B * U,
+      actCell: B * U,
+      staging: Math.max(T * B * I, T * B * U),
     });
     this.writeTimeMajor(input, at.x, B, T, I, at.staging);
     this.write(weights.kernel, at.kernel);
     this.write(weights.recurrent, at.recurrent);
     if (weights.bias) this.write(weights.bias, at.bias);
-    this.exports.lstmForward(T, B, I, U, at.x, at.kernel, at.recurrent, weights.bias ? at.bias : 0, at.gates, at.cell, at.hidden, at.actCell,
-      options.activation, options.recurrentActivation, 0, options.returnSequences ? 1 : 0);
+    this.exports.lstmForward(
+      T,
+      B,
+      I,
+      U,
+      at.x,
+      at.kernel,
+      at.recurrent,
+      weights.bias ? at.bias : 0,
+      at.gates,
+      at.cell,
+      at.hidden,
+      at.actCell,
+      options.activation,
+      options.recurrentActivation,
+      0,
+      options.returnSequences ? 1 : 0,
+    );
     if (!options.returnSequences) return this.read(at.hidden + B * U * F32, B * U);
     return this.readBatchMajor(at.hidden + B * U * F32, T, B, U, at.staging);
   }

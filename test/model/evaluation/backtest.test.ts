@@ -60,13 +60,35 @@ describe('forecastd backtest on the UCI Occupancy room temperature (10-minute gr
     csvFile = path.join(stateDir, 'room.csv');
     let stdout = '';
     const code = await backtestCommand(
-      ['room', '--config', configFile, '--train-from', '2015-02-04T18:00:00Z', '--train-until', '2015-02-08T00:00:00Z', '--val-until', '2015-02-09T00:00:00Z',
-        '--from', FROM, '--to', TO, '--stride', String(STRIDE), '--out', csvFile, '--json'],
+      [
+        'room',
+        '--config',
+        configFile,
+        '--train-from',
+        '2015-02-04T18:00:00Z',
+        '--train-until',
+        '2015-02-08T00:00:00Z',
+        '--val-until',
+        '2015-02-09T00:00:00Z',
+        '--from',
+        FROM,
+        '--to',
+        TO,
+        '--stride',
+        String(STRIDE),
+        '--out',
+        csvFile,
+        '--json',
+      ],
       { stdout: (text) => void (stdout += text), stderr: { write: (text: string) => void (stderr += text), isTTY: false } },
     );
     assert.equal(code, 0);
     json = JSON.parse(stdout);
-    csv = fs.readFileSync(csvFile, 'utf8').trimEnd().split('\n').map((line) => line.split(','));
+    csv = fs
+      .readFileSync(csvFile, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => line.split(','));
   });
 
   it('writes origin,step,ts,actual,predicted,lower,upper: `horizon` consecutive steps per origin, stride apart, inside [from, to)', () => {
@@ -101,10 +123,10 @@ describe('forecastd backtest on the UCI Occupancy room temperature (10-minute gr
     }
   });
 
-  it('every method is scored on exactly the CSV\'s origins: MAE recomputed from the CSV and the raw readings agrees', () => {
+  it("every method is scored on exactly the CSV's origins: MAE recomputed from the CSV and the raw readings agrees", () => {
     const { methods } = json;
     assert.deepEqual(Object.keys(methods).sort(), ['linear', 'model', 'persistence', 'seasonal_naive']);
-    for (const scores of Object.values(methods) as Array<Record<string, any>>) {
+    for (const scores of Object.values<Record<string, any>>(methods)) {
       assert.equal(scores.origins, json.origins.count, 'same number of origins for every method');
       assert.equal(scores.maeByStep.length, HORIZON);
       for (const key of ['80', '95']) assert.ok(scores.coverage[key] >= 0 && scores.coverage[key] <= 1);
@@ -122,12 +144,17 @@ describe('forecastd backtest on the UCI Occupancy room temperature (10-minute gr
     assert.ok(Math.abs(persistenceMae - methods.persistence.mae) < 1e-5, `persistence MAE ${persistenceMae} vs reported ${methods.persistence.mae}`);
     const season: number = json.season.length;
     assert.ok(season > 100 && season < 160, `a daily cycle of about 144 ten-minute steps, found ${season}`);
-    const seasonalMae = mean(rows.map((row) => Math.abs(row.actual - at(row.origin + (row.step - 1 - season * (Math.floor((row.step - 1) / season) + 1)) * INTERVAL_MS))));
-    assert.ok(Math.abs(seasonalMae - methods.seasonal_naive.mae) < 1e-5, `seasonal naive MAE ${seasonalMae} vs reported ${methods.seasonal_naive.mae}`);
+    const seasonalMae = mean(
+      rows.map((row) => Math.abs(row.actual - at(row.origin + (row.step - 1 - season * (Math.floor((row.step - 1) / season) + 1)) * INTERVAL_MS))),
+    );
+    assert.ok(
+      Math.abs(seasonalMae - methods.seasonal_naive.mae) < 1e-5,
+      `seasonal naive MAE ${seasonalMae} vs reported ${methods.seasonal_naive.mae}`,
+    );
   });
 
   it('reports MAE, RMSE, MSE on scaled values, MASE and coverage, and shows progress while it runs', () => {
-    for (const scores of Object.values(json.methods) as Array<Record<string, number>>) {
+    for (const scores of Object.values<Record<string, number>>(json.methods)) {
       assert.ok(scores.rmse >= scores.mae);
       assert.ok(scores.mseScaled > 0 && scores.mase > 0);
     }
@@ -138,14 +165,19 @@ describe('forecastd backtest on the UCI Occupancy room temperature (10-minute gr
     assert.equal(json.training.epochs, 3);
   });
 
-  it('its forecasts are the daemon\'s: the same model in a Forecaster predicts the same values at an origin', async () => {
+  it("its forecasts are the daemon's: the same model in a Forecaster predicts the same values at an origin", async () => {
     const { tf, name: backend } = await initBackend('wasm', { allowNative: false });
     const forecast = parseConfig({ forecasts: [{ ...forecastFields, training: { epochs: 1, seed: 2 } }] }).forecasts[0];
     const store = new CheckpointStore(tempDir(), 'room');
     const result = await runBacktest({
-      tf, backend, forecast, series: [temperature],
-      trainFromMs: Date.parse('2015-02-04T18:00:00Z'), trainUntilMs: Date.parse('2015-02-08T00:00:00Z'),
-      fromMs: Date.parse('2015-02-12T18:00:00Z'), toMs: Date.parse('2015-02-12T20:00:00Z'),
+      tf,
+      backend,
+      forecast,
+      series: [temperature],
+      trainFromMs: Date.parse('2015-02-04T18:00:00Z'),
+      trainUntilMs: Date.parse('2015-02-08T00:00:00Z'),
+      fromMs: Date.parse('2015-02-12T18:00:00Z'),
+      toMs: Date.parse('2015-02-12T20:00:00Z'),
       saveModelTo: store,
     });
     const { forecaster } = await Forecaster.load(tf, store, shapeKeyFor(forecast));
@@ -154,8 +186,13 @@ describe('forecastd backtest on the UCI Occupancy room temperature (10-minute gr
       for (const originMs of result.origins) {
         const predicted: ForecastResult = forecaster.predict([temperature], originMs)!;
         const rows = result.rows.filter((row) => row.originMs === originMs);
-        assert.deepEqual(predicted.points.map((point) => point.ts), rows.map((row) => row.tsMs));
-        predicted.points.forEach((point, step) => assert.ok(Math.abs(point.value - rows[step].predicted) < 1e-4, `${point.value} vs ${rows[step].predicted}`));
+        assert.deepEqual(
+          predicted.points.map((point) => point.ts),
+          rows.map((row) => row.tsMs),
+        );
+        predicted.points.forEach((point, step) =>
+          assert.ok(Math.abs(point.value - rows[step].predicted) < 1e-4, `${point.value} vs ${rows[step].predicted}`),
+        );
       }
     } finally {
       forecaster.dispose();

@@ -72,7 +72,9 @@ describe('linear baseline (NLinear, ridge least squares)', () => {
     const out = new Float64Array(6);
     for (const origin of [320, 350, 390]) {
       assert.equal(linearAt(model, y, origin, out), true);
-      out.forEach((value, step) => assert.ok(Math.abs(value - signal(origin + step)) < 1e-3, `origin ${origin} step ${step}: ${value} vs ${signal(origin + step)}`));
+      out.forEach((value, step) =>
+        assert.ok(Math.abs(value - signal(origin + step)) < 1e-3, `origin ${origin} step ${step}: ${value} vs ${signal(origin + step)}`),
+      );
     }
   });
 
@@ -90,7 +92,11 @@ describe('linear baseline (NLinear, ridge least squares)', () => {
   it('skips windows with a missing value and gives up with fewer windows than inputs', () => {
     const y = series(100, (t) => Math.sin(t / 3));
     y[50] = NaN;
-    const model = fitLinear(y, Int32Array.from({ length: 80 }, (_, i) => 10 + i), { steps: 8, horizon: 2, ridge: 1e-3, scale: 1 })!;
+    const model = fitLinear(
+      y,
+      Int32Array.from({ length: 80 }, (_, i) => 10 + i),
+      { steps: 8, horizon: 2, ridge: 1e-3, scale: 1 },
+    )!;
     // Origins whose inputs [o-8, o) or targets [o, o+2) touch row 50 are left out: o in [49, 58].
     assert.equal(model.trainWindows, 80 - 10);
     assert.equal(fitLinear(y, Int32Array.from([10, 11, 12]), { steps: 8, horizon: 2, ridge: 1e-3, scale: 1 }), null);
@@ -110,9 +116,21 @@ describe('season detection', () => {
 
   it('finds none in white noise or a random walk', () => {
     const random = prng(2);
-    assert.equal(detectSeason(series(1000, () => random()), 200), null);
+    assert.equal(
+      detectSeason(
+        series(1000, () => random()),
+        200,
+      ),
+      null,
+    );
     let level = 0;
-    assert.equal(detectSeason(series(1000, () => (level += random() - 0.5)), 200), null);
+    assert.equal(
+      detectSeason(
+        series(1000, () => (level += random() - 0.5)),
+        200,
+      ),
+      null,
+    );
   });
 
   it('autocorrelation is 1 at lag 0 and skips missing values pairwise', () => {

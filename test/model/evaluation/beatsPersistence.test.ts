@@ -67,7 +67,8 @@ for (const testCase of CASES) {
     it('MASE < 1 and MAE below persistence over forecasts issued by ForecastJobs at every tick', async (t) => {
       const { intervalMs } = testCase;
       const dayRows = 86_400_000 / intervalMs;
-      const forecast = parseConfig({ forecasts: [{ name: 'real', target: 'real.series', interval: testCase.interval, training: { seed: 1 } }] }).forecasts[0];
+      const forecast = parseConfig({ forecasts: [{ name: 'real', target: 'real.series', interval: testCase.interval, training: { seed: 1 } }] })
+        .forecasts[0];
       assert.equal(forecast.steps, 48);
       assert.equal(forecast.horizon, 12);
       const { tf, name: backend } = await initBackend('wasm', { allowNative: false });
@@ -81,14 +82,35 @@ for (const testCase of CASES) {
       importSeries(readings, series);
       try {
         // The worker's task body, as the pool runs it in a thread (with its own read-only connection).
-        const summary = await runTrainTask({ forecast, databasePath, checkpointRoot, backend: 'wasm', allowNative: false, nowMs: testCase.trainedAt });
+        const summary = await runTrainTask({
+          forecast,
+          databasePath,
+          checkpointRoot,
+          backend: 'wasm',
+          allowNative: false,
+          nowMs: testCase.trainedAt,
+        });
         versions.record(summary);
-        t.diagnostic(`trained ${summary.epochsCompleted} epochs in ${(summary.durationMs / 1000).toFixed(1)} s on ${summary.trainWindows} windows; newest held-out windows: ` +
-          Object.entries(summary.evaluation!.methods).map(([method, scores]) => `${method} MAE ${scores!.mae.toFixed(3)}`).join(', ') + `; ${summary.decision!.reason}`);
+        t.diagnostic(
+          `trained ${summary.epochsCompleted} epochs in ${(summary.durationMs / 1000).toFixed(1)} s on ${summary.trainWindows} windows; newest held-out windows: ` +
+            Object.entries(summary.evaluation!.methods)
+              .map(([method, scores]) => `${method} MAE ${scores.mae.toFixed(3)}`)
+              .join(', ') +
+            `; ${summary.decision!.reason}`,
+        );
         assert.equal(summary.decision!.promoted, true, summary.decision!.reason);
 
         let clock = testCase.trainedAt;
-        const jobs = new ForecastJobs({ tf, backend, checkpointRoot, readings, versions, clock: () => clock, log: createLogger('silent'), publish: () => undefined });
+        const jobs = new ForecastJobs({
+          tf,
+          backend,
+          checkpointRoot,
+          readings,
+          versions,
+          clock: () => clock,
+          log: createLogger('silent'),
+          publish: () => undefined,
+        });
         assert.ok(await jobs.load(forecast));
         const messages: ForecastMessage[] = [];
         let ticks = 0;
@@ -135,8 +157,10 @@ for (const testCase of CASES) {
         const modelMae = modelError / points;
         const persistenceMae = persistenceError / points;
         const mase = modelMae / scale;
-        t.diagnostic(`held-out: ${messages.length} forecasts × ${forecast.horizon} steps: model MAE ${modelMae.toFixed(4)}, persistence MAE ${persistenceMae.toFixed(4)} ` +
-          `(${((1 - modelMae / persistenceMae) * 100).toFixed(1)} % lower), MASE ${mase.toFixed(3)} (persistence ${(persistenceMae / scale).toFixed(3)}), 80 % interval coverage ${((inside80 / points) * 100).toFixed(1)} %`);
+        t.diagnostic(
+          `held-out: ${messages.length} forecasts × ${forecast.horizon} steps: model MAE ${modelMae.toFixed(4)}, persistence MAE ${persistenceMae.toFixed(4)} ` +
+            `(${((1 - modelMae / persistenceMae) * 100).toFixed(1)} % lower), MASE ${mase.toFixed(3)} (persistence ${(persistenceMae / scale).toFixed(3)}), 80 % interval coverage ${((inside80 / points) * 100).toFixed(1)} %`,
+        );
         assert.ok(mase < 1, `MASE ${mase}`);
         assert.ok(modelMae < persistenceMae, `model MAE ${modelMae} vs persistence ${persistenceMae}`);
       } finally {

@@ -2,18 +2,44 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { actualBuckets, liveAccuracy, type IssuedForecast } from '../../../src/model/evaluation/liveAccuracy.js';
 
-const close = (actual: number | null, expected: number, tolerance = 1e-12) => assert.ok(actual !== null && Math.abs(actual - expected) <= tolerance, `${actual} vs ${expected}`);
+const close = (actual: number | null, expected: number, tolerance = 1e-12) =>
+  assert.ok(actual !== null && Math.abs(actual - expected) <= tolerance, `${actual} vs ${expected}`);
 
 describe('liveAccuracy', () => {
   // Interval 10, actual bucket means: ts 0 → 10, 10 → 12, 20 → 14, 30 → unknown.
-  const actuals = new Map([[0, 10], [10, 12], [20, 14]]);
+  const actuals = new Map([
+    [0, 10],
+    [10, 12],
+    [20, 14],
+  ]);
   const actual = (ts: number) => actuals.get(ts) ?? NaN;
 
   it('MAE per step and overall, leaving out points without an actual value', () => {
     const issued: IssuedForecast[] = [
-      { issuedAtMs: 0, originMs: 0, points: [{ ts: 0, value: 11 }, { ts: 10, value: 15 }] }, // errors 1, 3
-      { issuedAtMs: 10, originMs: 10, points: [{ ts: 10, value: 10 }, { ts: 20, value: 14 }] }, // errors 2, 0
-      { issuedAtMs: 20, originMs: 20, points: [{ ts: 20, value: 20 }, { ts: 30, value: 1 }] }, // error 6, no actual
+      {
+        issuedAtMs: 0,
+        originMs: 0,
+        points: [
+          { ts: 0, value: 11 },
+          { ts: 10, value: 15 },
+        ],
+      }, // errors 1, 3
+      {
+        issuedAtMs: 10,
+        originMs: 10,
+        points: [
+          { ts: 10, value: 10 },
+          { ts: 20, value: 14 },
+        ],
+      }, // errors 2, 0
+      {
+        issuedAtMs: 20,
+        originMs: 20,
+        points: [
+          { ts: 20, value: 20 },
+          { ts: 30, value: 1 },
+        ],
+      }, // error 6, no actual
     ];
     const result = liveAccuracy(issued, actual);
     assert.equal(result.steps.length, 2);

@@ -5,7 +5,8 @@ import { conformalQuantile, conformalWidths, intervalBounds, levelKey } from '..
 import { actualsAt, baselinePredictions, commonOrigins, scoreMethods } from '../../../src/model/evaluation/evaluate.js';
 import { coverage, maseScaleFor, naiveScale, scoreForecasts } from '../../../src/model/evaluation/metrics.js';
 
-const close = (actual: number, expected: number, tolerance = 1e-12) => assert.ok(Math.abs(actual - expected) <= tolerance, `${actual} vs ${expected}`);
+const close = (actual: number, expected: number, tolerance = 1e-12) =>
+  assert.ok(Math.abs(actual - expected) <= tolerance, `${actual} vs ${expected}`);
 
 describe('scoreForecasts', () => {
   // Two windows, horizon 2: errors [1, -2] and [3, 0].
@@ -63,11 +64,14 @@ describe('conformal intervals', () => {
     assert.ok(Number.isNaN(conformalQuantile(new Float64Array(0), 0.8)));
   });
 
-  it('widths per level and step, from that step\'s residuals only', () => {
+  it("widths per level and step, from that step's residuals only", () => {
     const actual = [0, 0, 0, 0, 0, 0];
     const predicted = [1, 10, 2, 20, 3, 30]; // 3 windows, horizon 2
     const widths = conformalWidths(actual, predicted, 2, [0.5, 0.9]);
-    assert.deepEqual(widths, [[2, 20], [3, 30]]);
+    assert.deepEqual(widths, [
+      [2, 20],
+      [3, 30],
+    ]);
     const { lower, upper } = intervalBounds([5, 5], 2, widths[0]);
     assert.deepEqual(Array.from(lower), [3, -15]);
     assert.deepEqual(Array.from(upper), [7, 25]);
@@ -127,7 +131,15 @@ describe('every method on the same origins', () => {
     const actual = actualsAt(y, origins, 2);
     const predictions = baselinePredictions(y, origins, 2, { season: 8, linear: null });
     const own = scoreMethods({ actual, horizon: 2, predictions, levels: [0.8], maseScale: 0.5, targetStd: 1 });
-    const given = scoreMethods({ actual, horizon: 2, predictions, levels: [0.8], maseScale: 0.5, targetStd: 1, calibration: { persistence: [[0, 0]] } });
+    const given = scoreMethods({
+      actual,
+      horizon: 2,
+      predictions,
+      levels: [0.8],
+      maseScale: 0.5,
+      targetStd: 1,
+      calibration: { persistence: [[0, 0]] },
+    });
     assert.equal(own.persistence!.windows, 30);
     assert.equal(own.seasonal_naive!.windows, 30);
     assert.ok(own.persistence!.coverage[0] >= 0.8, 'calibrated on the same windows: at least the level');
@@ -137,16 +149,43 @@ describe('every method on the same origins', () => {
 });
 
 function method(mae: number): MethodEvaluation {
-  return { windows: 10, mae, rmse: mae, maeByStep: [mae], rmseByStep: [mae], mase: null, maseByStep: null, mseScaled: null, intervalWidths: [[mae]], coverage: [0.8] };
+  return {
+    windows: 10,
+    mae,
+    rmse: mae,
+    maeByStep: [mae],
+    rmseByStep: [mae],
+    mase: null,
+    maseByStep: null,
+    mseScaled: null,
+    intervalWidths: [[mae]],
+    coverage: [0.8],
+  };
 }
 
 function evaluation(methods: Evaluation['methods']): Evaluation {
-  return { windows: 10, fromMs: 0, toMs: 1, horizon: 1, levels: [0.8], season: { length: null, source: 'none' }, maseScale: null, targetStd: 1, methods, linear: null, championVersion: null };
+  return {
+    windows: 10,
+    fromMs: 0,
+    toMs: 1,
+    horizon: 1,
+    levels: [0.8],
+    season: { length: null, source: 'none' },
+    maseScale: null,
+    targetStd: 1,
+    methods,
+    linear: null,
+    championVersion: null,
+  };
 }
 
 describe('champion / challenger', () => {
   it('a first model that beats persistence is promoted and serves', () => {
-    const decision = decidePromotion({ evaluation: evaluation({ model: method(1), persistence: method(2), linear: method(1.5) }), challengerVersion: 'v2', championVersion: null });
+    const decision = decidePromotion({
+      evaluation: evaluation({ model: method(1), persistence: method(2), linear: method(1.5) }),
+      challengerVersion: 'v2',
+      championVersion: null,
+    });
     assert.equal(decision.promoted, true);
     assert.equal(decision.servingVersion, 'v2');
     assert.equal(decision.servedBy, 'model');
@@ -154,7 +193,11 @@ describe('champion / challenger', () => {
   });
 
   it('a model that beats persistence but not the serving one: the serving one keeps serving', () => {
-    const real = decidePromotion({ evaluation: evaluation({ model: method(1.5), champion: method(1.2), persistence: method(2) }), challengerVersion: 'v2', championVersion: 'v1' });
+    const real = decidePromotion({
+      evaluation: evaluation({ model: method(1.5), champion: method(1.2), persistence: method(2) }),
+      challengerVersion: 'v2',
+      championVersion: 'v1',
+    });
     assert.equal(real.promoted, false);
     assert.equal(real.servingVersion, 'v1');
     assert.equal(real.servedBy, 'model');
@@ -162,7 +205,11 @@ describe('champion / challenger', () => {
   });
 
   it('a model that beats both replaces the serving one', () => {
-    const decision = decidePromotion({ evaluation: evaluation({ model: method(1), champion: method(1.2), persistence: method(2) }), challengerVersion: 'v2', championVersion: 'v1' });
+    const decision = decidePromotion({
+      evaluation: evaluation({ model: method(1), champion: method(1.2), persistence: method(2) }),
+      challengerVersion: 'v2',
+      championVersion: 'v1',
+    });
     assert.equal(decision.promoted, true);
     assert.equal(decision.servingVersion, 'v2');
     assert.match(decision.reason, /beats the serving model v1 \(1\.200\) and persistence \(2\.000\)/);
@@ -182,10 +229,20 @@ describe('champion / challenger', () => {
   });
 
   it('a serving model of another configuration is not a champion to beat, and cannot keep serving', () => {
-    const won = decidePromotion({ evaluation: evaluation({ model: method(1), persistence: method(2) }), challengerVersion: 'v2', championVersion: 'v1', championIncompatible: true });
+    const won = decidePromotion({
+      evaluation: evaluation({ model: method(1), persistence: method(2) }),
+      challengerVersion: 'v2',
+      championVersion: 'v1',
+      championIncompatible: true,
+    });
     assert.equal(won.promoted, true);
     assert.match(won.reason, /built for another configuration/);
-    const lost = decidePromotion({ evaluation: evaluation({ model: method(3), persistence: method(2) }), challengerVersion: 'v2', championVersion: 'v1', championIncompatible: true });
+    const lost = decidePromotion({
+      evaluation: evaluation({ model: method(3), persistence: method(2) }),
+      challengerVersion: 'v2',
+      championVersion: 'v1',
+      championIncompatible: true,
+    });
     assert.equal(lost.servingVersion, null);
     assert.equal(lost.servedBy, 'persistence');
   });
@@ -198,6 +255,9 @@ describe('champion / challenger', () => {
     const failed = readinessOf({ hasEvaluation: true, servedBy: 'model', lastTrainingFailure: 'out of memory', notEnoughHistory: false });
     assert.equal(failed.readiness, 'degraded');
     assert.match(failed.reason, /last training failed: out of memory/);
-    assert.equal(readinessOf({ hasEvaluation: false, servedBy: 'persistence', lastTrainingFailure: 'boom', notEnoughHistory: false }).readiness, 'degraded');
+    assert.equal(
+      readinessOf({ hasEvaluation: false, servedBy: 'persistence', lastTrainingFailure: 'boom', notEnoughHistory: false }).readiness,
+      'degraded',
+    );
   });
 });

@@ -70,7 +70,8 @@ describe('ForecastJobs: readiness, servedBy and intervals in the forecast messag
     assert.equal(forecasts.run(forecast), null);
     assert.equal(forecasts.counters.skippedNoModel, 1);
     assert.deepEqual(forecasts.readiness(forecast), { servedBy: null, readiness: 'warming_up', reason: 'the first training has not finished yet' });
-    const message = 'forecast "sine" has 3 training windows, needs at least 32 (about 54 h of history without long gaps); about 24 h more, ready around 2024-02-01T12:00:00.000Z';
+    const message =
+      'forecast "sine" has 3 training windows, needs at least 32 (about 54 h of history without long gaps); about 24 h more, ready around 2024-02-01T12:00:00.000Z';
     failures.set(forecast.name, { message, kind: 'not_enough_history' });
     assert.equal(forecasts.run(forecast), null, 'not enough history is still warming up, not degraded');
     assert.deepEqual(forecasts.readiness(forecast), { servedBy: null, readiness: 'warming_up', reason: message }, 'how much more, and when');
@@ -80,7 +81,16 @@ describe('ForecastJobs: readiness, servedBy and intervals in the forecast messag
   it('ready: a promoted model serves, with conformal lower/upper per level and its scores next to the baselines', async () => {
     const stores = forecastCheckpoints(root, forecast);
     const series = readings.read(forecast.target, 0, NOW_MS);
-    trained = await trainForecastModel({ tf, backend, forecast, series: [series], nowMs: NOW_MS, checkpoints: stores.latest, best: stores.best, serving: stores.serving });
+    trained = await trainForecastModel({
+      tf,
+      backend,
+      forecast,
+      series: [series],
+      nowMs: NOW_MS,
+      checkpoints: stores.latest,
+      best: stores.best,
+      serving: stores.serving,
+    });
     assert.equal(trained.decision?.promoted, true, trained.decision?.reason);
     versions.record(trained);
     const forecasts = jobs();
@@ -105,10 +115,15 @@ describe('ForecastJobs: readiness, servedBy and intervals in the forecast messag
 
   it('every training is recorded with its config hash, data range and one metrics row per method on the same windows', () => {
     const rows = versions.metrics(trained.version);
-    assert.deepEqual(rows.map((row) => row.method), ['linear', 'model', 'persistence', 'seasonal_naive']);
+    assert.deepEqual(
+      rows.map((row) => row.method),
+      ['linear', 'model', 'persistence', 'seasonal_naive'],
+    );
     assert.ok(rows.every((row) => row.windows === trained.evaluation!.windows));
     assert.ok(rows.every((row) => row.byStep.mae.length === forecast.horizon && row.coverage?.length === 2));
-    const columns = db.prepare('SELECT config_hash, data_from, data_to, promoted, served_by, decision FROM model_versions WHERE version = ?').get(trained.version) as Record<string, unknown>;
+    const columns = db
+      .prepare('SELECT config_hash, data_from, data_to, promoted, served_by, decision FROM model_versions WHERE version = ?')
+      .get(trained.version) as Record<string, unknown>;
     assert.deepEqual(columns, {
       config_hash: trained.configHash,
       data_from: trained.dataRange.fromMs,
@@ -144,7 +159,14 @@ describe('ForecastJobs: readiness, servedBy and intervals in the forecast messag
       ...trained,
       version,
       startedAt: trained.startedAt + minutesLater * 60_000,
-      decision: { promoted: false, servingVersion: null, servedBy, modelBeatsPersistence: false, bestBaseline: { method: servedBy, mae: 1 }, reason: `MAE 9 does not beat persistence (2): ${servedBy} serves` },
+      decision: {
+        promoted: false,
+        servingVersion: null,
+        servedBy,
+        modelBeatsPersistence: false,
+        bestBaseline: { method: servedBy, mae: 1 },
+        reason: `MAE 9 does not beat persistence (2): ${servedBy} serves`,
+      },
     });
     return version;
   }
@@ -159,7 +181,7 @@ describe('ForecastJobs: readiness, servedBy and intervals in the forecast messag
     return Array.from(out, (value) => Math.round(value * 1e4) / 1e4);
   }
 
-  it('no model beats persistence: degraded, the best baseline\'s forecast (linear) with its own intervals', async () => {
+  it("no model beats persistence: degraded, the best baseline's forecast (linear) with its own intervals", async () => {
     const version = recordLoss('linear', 1);
     const forecasts = jobs();
     await forecasts.load(forecast);
@@ -169,7 +191,10 @@ describe('ForecastJobs: readiness, servedBy and intervals in the forecast messag
     assert.match(message.readinessReason, /no model beats persistence/);
     assert.equal(message.model.version, version, 'the training whose evaluation chose the baseline');
     const linear = trained.evaluation!.linear!;
-    assert.deepEqual(message.points.map((point) => point.value), expectedBaseline((column, rows, out) => linearAt(linear, column, rows, out), linear.lags + 1));
+    assert.deepEqual(
+      message.points.map((point) => point.value),
+      expectedBaseline((column, rows, out) => linearAt(linear, column, rows, out), linear.lags + 1),
+    );
     assert.equal(message.model.validation!.mae, Math.round(trained.evaluation!.methods.linear!.mae * 1e4) / 1e4);
     const widths = trained.evaluation!.methods.linear!.intervalWidths;
     message.points.forEach((point, step) => assert.ok(Math.abs(point.upper!['80'] - point.value - widths[0][step]) < 1e-3));
@@ -183,7 +208,10 @@ describe('ForecastJobs: readiness, servedBy and intervals in the forecast messag
     const message = forecasts.run(forecast)!;
     assert.equal(message.servedBy, 'seasonal_naive');
     const season = trained.evaluation!.season.length!;
-    assert.deepEqual(message.points.map((point) => point.value), expectedBaseline((column, rows, out) => seasonalNaiveAt(column, rows, forecast.horizon, season, out), season));
+    assert.deepEqual(
+      message.points.map((point) => point.value),
+      expectedBaseline((column, rows, out) => seasonalNaiveAt(column, rows, forecast.horizon, season, out), season),
+    );
   });
 
   it('a training of another model shape says nothing about this configuration', async () => {

@@ -29,7 +29,12 @@ describe('fused LSTM on the cpu backend', () => {
     const y = tf.randomNormal([5, 3], 0, 1, 'float32', 2);
     const before = Float32Array.from(x.dataSync());
     try {
-      assertClose((fused.predict(x) as Tensor).dataSync() as Float32Array, (stock.predict(x) as Tensor).dataSync() as Float32Array, 'prediction', 1e-5);
+      assertClose(
+        (fused.predict(x) as Tensor).dataSync() as Float32Array,
+        (stock.predict(x) as Tensor).dataSync() as Float32Array,
+        'prediction',
+        1e-5,
+      );
       fused.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });
       await fused.trainOnBatch(x, y);
       assert.deepEqual(x.dataSync(), before);

@@ -85,7 +85,7 @@ function outputAndGradients(tf: Tf, layer: FusedLstmLayer | ReturnType<Tf['layer
   const input = tf.variable(x, true, undefined);
   const variables = [input, ...layer.trainableWeights.map((weight) => weight.read() as Variable)];
   const output = tf.tidy(() => layer.apply(input) as Tensor);
-  const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(input) as Tensor, r)) as Scalar, variables);
+  const { value, grads } = tf.variableGrads(() => tf.sum<Scalar>(tf.mul(layer.apply(input) as Tensor, r)), variables);
   const result = { output, value, gradients: variables.map((variable) => grads[variable.name]) };
   input.dispose();
   return result;

@@ -14,12 +14,12 @@ before(async () => {
   ({ tf } = await initBackend('wasm', { allowNative: false }));
 });
 
-describe('fused LSTM: numerically tfjs-layers\' LSTM', () => {
+describe("fused LSTM: numerically tfjs-layers' LSTM", () => {
   CASES.forEach((c, index) => {
     it(`${describeCase(c)}: output and every gradient match`, () => checkCase(tf, c, index));
   });
 
-  it('one time step: the output is the first step of a longer sequence (tfjs\'s own LSTM cannot run T = 1)', () => {
+  it("one time step: the output is the first step of a longer sequence (tfjs's own LSTM cannot run T = 1)", () => {
     const c: Case = { units: 6, steps: 3, features: 4, batch: 2, activation: 'tanh', recurrentActivation: 'sigmoid', returnSequences: true };
     const { stock, fused, x } = layerPair(tf, c, 11);
     try {
@@ -48,17 +48,20 @@ describe('fused LSTM: numerically tfjs-layers\' LSTM', () => {
     model.dispose();
   });
 
-  it('predict() outside a gradient tape gives the training pass\'s output', () => {
+  it("predict() outside a gradient tape gives the training pass's output", () => {
     const c = CASES[0];
     const { fused, x } = layerPair(tf, c, 7);
     try {
       const inference = tf.tidy(() => fused.apply(x) as Tensor);
       const trained = tf.tidy(() => {
         let output: Tensor | null = null;
-        tf.variableGrads(() => {
-          output = tf.keep(fused.apply(x) as Tensor);
-          return tf.sum(output) as Scalar;
-        }, fused.trainableWeights.map((weight) => weight.read() as Variable));
+        tf.variableGrads(
+          () => {
+            output = tf.keep(fused.apply(x) as Tensor);
+            return tf.sum<Scalar>(output);
+          },
+          fused.trainableWeights.map((weight) => weight.read() as Variable),
+        );
         return output!;
       });
       assertClose(inference, trained, 'output', 1e-6);
@@ -75,7 +78,7 @@ describe('fused LSTM: numerically tfjs-layers\' LSTM', () => {
     try {
       const twice = (layer: typeof stock) => {
         const variables = layer.trainableWeights.map((weight) => weight.read() as Variable);
-        const { grads } = tf.variableGrads(() => tf.sum(layer.apply(layer.apply(x) as Tensor) as Tensor) as Scalar, variables);
+        const { grads } = tf.variableGrads(() => tf.sum<Scalar>(layer.apply(layer.apply(x)) as Tensor), variables);
         return variables.map((variable) => grads[variable.name]);
       };
       const expected = twice(stock);
@@ -138,7 +141,7 @@ describe('fused LSTM: numerically tfjs-layers\' LSTM', () => {
     const x = tf.randomNormal([16, 12, 3], 0, 1, 'float32', 5);
     const y = tf.randomNormal([16, 6], 0, 1, 'float32', 6);
     await fused.trainOnBatch(x, y);
-    assert.ok(lstmKernel().retainedBytes > before, 'training keeps each layer\'s activations');
+    assert.ok(lstmKernel().retainedBytes > before, "training keeps each layer's activations");
     fused.dispose();
     tf.dispose([x, y]);
     assert.equal(lstmKernel().retainedBytes, before);
@@ -184,7 +187,7 @@ describe('fused LSTM: models and checkpoints', () => {
   });
   after(() => tf.dispose([data.xs, data.ys]));
 
-  it('a model with fused layers saves the stock model\'s topology (class LSTM) and weight specs', async () => {
+  it("a model with fused layers saves the stock model's topology (class LSTM) and weight specs", async () => {
     const { stock, fused } = referenceModel(tf, 5);
     try {
       assert.deepEqual(fused.toJSON(null, false), stock.toJSON(null, false));
@@ -192,7 +195,10 @@ describe('fused LSTM: models and checkpoints', () => {
       assert.deepEqual(fusedContent.modelTopology, stockContent.modelTopology);
       assert.deepEqual(fusedContent.weightSpecs, stockContent.weightSpecs);
       const topology = fusedContent.modelTopology as { config: { layers: Array<{ class_name: string }> } };
-      assert.deepEqual(topology.config.layers.map((layer) => layer.class_name), ['LSTM', 'LSTM', 'Dense']);
+      assert.deepEqual(
+        topology.config.layers.map((layer) => layer.class_name),
+        ['LSTM', 'LSTM', 'Dense'],
+      );
       assert.deepEqual(new Uint8Array(fusedContent.weightData), new Uint8Array(stockContent.weightData));
     } finally {
       stock.dispose();
@@ -208,7 +214,11 @@ describe('fused LSTM: models and checkpoints', () => {
       const content = await modelToContent(tf, fused, {});
       const loaded = await modelFromContent(tf, content);
       try {
-        assert.equal(Object.getPrototypeOf(loaded.layers[0]), Object.getPrototypeOf(tf.layers.lstm({ units: 1, name: 'probe' })), 'loads as the stock class');
+        assert.equal(
+          Object.getPrototypeOf(loaded.layers[0]),
+          Object.getPrototypeOf(tf.layers.lstm({ units: 1, name: 'probe' })),
+          'loads as the stock class',
+        );
         assertClose(predictValues(loaded, data.xs), predictValues(fused, data.xs), 'prediction', 1e-5);
       } finally {
         loaded.dispose();
@@ -218,7 +228,7 @@ describe('fused LSTM: models and checkpoints', () => {
     }
   });
 
-  it('a stock model\'s weights load into the fused layers (withFusedLstm) and predict the same', async () => {
+  it("a stock model's weights load into the fused layers (withFusedLstm) and predict the same", async () => {
     const { stock, fused } = referenceModel(tf, 7);
     try {
       stock.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });

@@ -27,7 +27,12 @@ describe('fused LSTM kernel (WebAssembly)', () => {
   it('gemm matches a plain triple loop, with transposed A, odd sizes and a long K', () => {
     const kernel = new LstmKernel();
     const random = seeded(1);
-    for (const [M, N, K] of [[7, 13, 300], [64, 128, 32], [1, 5, 3], [5, 8, 1030]]) {
+    for (const [M, N, K] of [
+      [7, 13, 300],
+      [64, 128, 32],
+      [1, 5, 3],
+      [5, 8, 1030],
+    ]) {
       const a = Float32Array.from({ length: K * M }, random); // stored as [K, M]: the product uses Aᵀ
       const b = Float32Array.from({ length: K * N }, random);
       const c = Float32Array.from({ length: M * N }, random);
@@ -51,7 +56,20 @@ describe('fused LSTM kernel (WebAssembly)', () => {
     const kernel = new LstmKernel();
     const inputs = Float32Array.from([
       ...Array.from({ length: 4001 }, (_, i) => -20 + i / 100),
-      0, -0, 1e-8, -1e-8, 3e-4, 5e-4, 88, -88, 100, -100, 1e4, -1e4, Infinity, -Infinity,
+      0,
+      -0,
+      1e-8,
+      -1e-8,
+      3e-4,
+      5e-4,
+      88,
+      -88,
+      100,
+      -100,
+      1e4,
+      -1e4,
+      Infinity,
+      -Infinity,
     ]);
     const at = kernel.scratch({ src: inputs.length, dst: inputs.length });
     kernel.write(inputs, at.src);
