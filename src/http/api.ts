@@ -8,6 +8,7 @@
  *   GET /api/forecasts/<name>/history        actuals of the target on the forecast's grid; ?from=&to= (ISO or epoch ms)
  *   GET /api/models/<forecast>               model versions, newest first, with their loss curves and metrics; ?limit=
  */
+import type { ForecastList, HistoryResponse, MethodScore, ModelsResponse, ModelVersionResponse, SeriesList } from '../contracts/api.js';
 import type { ModelPins, ModelVersions, Readings, SeriesCatalogView } from '../store/store.js';
 import { parseTimestamp, timeZone } from '../time/timestamps.js';
 import type { ForecastConfig } from '../config/schema.js';
@@ -65,9 +66,12 @@ export function handleApi(path: string, query: URLSearchParams, sources: ApiSour
   if (resource === 'series' && !name) {
     return {
       status: 200,
-      body: sources.catalog
-        .list()
-        .map((series) => ({ name: series.name, firstTs: iso(series.firstTs), lastTs: iso(series.lastTs), lastValue: series.lastValue })),
+      body: sources.catalog.list().map((series) => ({
+        name: series.name,
+        firstTs: iso(series.firstTs),
+        lastTs: iso(series.lastTs),
+        lastValue: series.lastValue,
+      })) satisfies SeriesList,
     };
   }
   if (resource === 'forecasts' && !name) {
@@ -82,7 +86,7 @@ export function handleApi(path: string, query: URLSearchParams, sources: ApiSour
           next: message?.points[0] ?? null,
           issuedAt: message?.issuedAt ?? null,
         };
-      }),
+      }) satisfies ForecastList,
     };
   }
   if (resource === 'forecasts' && name) {
@@ -114,23 +118,13 @@ export function handleApi(path: string, query: URLSearchParams, sources: ApiSour
         serving,
         pinned: sources.pins.get(name)?.version ?? null,
         versions: sources.versions.latest(name, limit).map((summary) => modelVersion(summary, serving)),
-      },
+      } satisfies ModelsResponse,
     };
   }
   return notFound(`no such resource: ${path}`);
 }
 
-/** Display-friendly scores of one method on the held-out windows. */
-export interface MethodScore {
-  mae: number;
-  rmse: number;
-  mase: number | null;
-  maeByStep: number[];
-  /** Per interval level, the share of actuals inside the interval. */
-  coverage: number[] | null;
-}
-
-export function modelVersion(summary: TrainingSummary, serving: string | null) {
+export function modelVersion(summary: TrainingSummary, serving: string | null): ModelVersionResponse {
   const methods = summary.evaluation?.methods;
   let scores: Record<string, MethodScore> | null = null;
   if (methods && Object.keys(methods).length) {
@@ -199,6 +193,6 @@ function history(forecast: ForecastConfig, query: URLSearchParams, sources: ApiS
       bucketSeconds: bucketMs / 1000,
       readings: readings.values.length,
       points,
-    },
+    } satisfies HistoryResponse,
   };
 }

@@ -5,6 +5,7 @@
  * The same document goes to the retained `<baseTopic>/status` topic (on every change and every
  * `status.intervalSeconds`), to `GET /api/status`, to the dashboard and to Home Assistant's diagnostic sensors.
  */
+import { STATUS_READINESS, type ForecastStatus, type IngestStatus, type StatusDocument } from '../contracts/api.js';
 import { readFileSync } from 'node:fs';
 import cron from 'node-cron';
 import { formatDuration } from '../time/duration.js';
@@ -24,7 +25,7 @@ import type { ForecastMessage } from './forecastMessage.js';
  * - `training`: nothing serves yet, and the first training runs.
  * - `warming_up`: nothing serves yet: not enough history, or the first training has not started.
  */
-export const READINESS_STATES = ['ready', 'degraded', 'stale', 'training', 'warming_up'] as const;
+export const READINESS_STATES = STATUS_READINESS;
 export type Readiness = (typeof READINESS_STATES)[number];
 
 /** Everything the status needs to know about one forecast, gathered by the composition root. */
@@ -56,48 +57,10 @@ export interface DaemonView {
   forecasts(): ForecastFacts[];
 }
 
-/** `storing: false` while commits fail (a full disk): readings then wait, unacknowledged, at the broker. */
-export interface IngestStatus {
-  storing: boolean;
-  failingSince: string | null;
-  error: string | null;
-  heldMessages: number;
-}
-
 export type Validation = NonNullable<ForecastMessage['model']['validation']>;
 
-export interface ForecastStatus {
-  readiness: Readiness;
-  /** Why, in words, when not `ready`. */
-  detail: string | null;
-  /** What makes the forecasts: `model` (the LSTM) or a baseline (persistence, seasonal_naive, linear). */
-  servedBy: string | null;
-  target: string;
-  unit: string | null;
-  interval: string;
-  intervalSeconds: number;
-  horizon: number;
-  /** The LSTM version that serves; null while a baseline serves or before the first model. */
-  servingVersion: string | null;
-  lastForecastAt: string | null;
-  training: { reason: string; epoch: number; epochs: number; loss: number | null; valLoss: number | null; etaSeconds: number | null } | null;
-  lastTrainedAt: string | null;
-  nextTrainingAt: string | null;
-  validation: Validation | null;
-}
-
-export interface StatusDocument {
-  version: string;
-  startedAt: string;
-  updatedAt: string;
-  uptimeSeconds: number;
-  backend: BackendName;
-  brokerConnected: boolean;
-  ingest?: IngestStatus;
-  /** Set when this run started with an empty database after moving a corrupt one here (an alert: history was lost). */
-  databaseQuarantinedAs?: string;
-  forecasts: Record<string, ForecastStatus>;
-}
+/** The status document and each forecast's part of it: src/contracts/api.ts. */
+export type { ForecastStatus, IngestStatus, StatusDocument };
 
 /** Forecasts are issued just after each boundary; this much slack covers the settle time and a busy loop. */
 const STALE_SLACK_MS = 60_000;

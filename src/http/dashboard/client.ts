@@ -6,45 +6,11 @@
  */
 import type UPlot from 'uplot';
 import type { ForecastMessage } from '../../publish/forecastMessage.js';
-import type { ForecastStatus, StatusDocument } from '../../publish/status.js';
+import type { ForecastStatus, HistoryResponse, ModelsResponse, ModelVersionResponse, StatusDocument } from '../../contracts/api.js';
 
 declare const uPlot: typeof UPlot;
 
-interface HistoryResponse {
-  bucketSeconds: number;
-  unit: string | null;
-  points: Array<{ ts: string; value: number | null }>;
-}
-
-interface Score {
-  mae: number;
-  rmse: number;
-  mase: number | null;
-  maeByStep: number[];
-  coverage: number[] | null;
-}
-
-interface ModelVersion {
-  version: string;
-  serving: boolean;
-  trainedAt: string;
-  backend: string;
-  durationSeconds: number;
-  epochs: number;
-  trainWindows: number;
-  validationWindows: number;
-  loss: number[];
-  valLoss: number[];
-  levels: number[];
-  scores: Record<string, Score> | null;
-  decision: { promoted: boolean; servedBy: string; reason: string } | null;
-}
-
-interface ModelsResponse {
-  serving: string | null;
-  pinned: string | null;
-  versions: ModelVersion[];
-}
+type ModelVersion = ModelVersionResponse;
 
 interface ForecastCharts {
   main: UPlot | null;
