@@ -29,7 +29,7 @@ import {
 } from '../windowing/index.js';
 import type { BackendName, Tf } from './backend.js';
 import { useFusedLstm } from './fused/index.js';
-import { EarlyStopping, ReduceLROnPlateau, type Callback } from './callbacks.js';
+import { trainingCallbacks, type Callback } from './callbacks.js';
 import type { CheckpointStore } from './checkpoint.js';
 import {
   actualsAt,
@@ -197,24 +197,9 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
   const optimizer = tf.train.adam(forecast.training.learningRate);
   model.compile({ optimizer, loss: 'meanSquaredError' });
   try {
-    const callbacks: Callback[] = [];
-    const { earlyStopping: stopping, reduceLrOnPlateau: plateau } = forecast.training;
-    const earlyStopping =
-      stopping.enabled && validation.count > 0
-        ? new EarlyStopping({ patience: stopping.patience, minDelta: stopping.minDelta, restoreBestWeights: stopping.restoreBestWeights })
-        : null;
-    if (earlyStopping) callbacks.push(earlyStopping);
-    if (plateau.enabled && validation.count > 0) {
-      callbacks.push(
-        new ReduceLROnPlateau({
-          factor: plateau.factor,
-          patience: plateau.patience,
-          minDelta: plateau.minDelta,
-          cooldown: plateau.cooldown,
-          minLr: plateau.minLr,
-        }),
-      );
-    }
+    // The training's own callbacks (with no checkpoints: a backtest keeps nothing).
+    const { earlyStopping, reduceLr } = trainingCallbacks(forecast.training, validation.count > 0);
+    const callbacks: Callback[] = [earlyStopping, reduceLr].filter((callback): callback is NonNullable<typeof callback> => callback !== null);
     const fitted = await fit(tf, model, datasetOf(train), {
       epochs: forecast.training.epochs,
       batchSize: forecast.training.batchSize,

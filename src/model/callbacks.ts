@@ -293,3 +293,33 @@ export class History extends BaseCallback {
     }
   }
 }
+
+/**
+ * Keras's EarlyStopping and ReduceLROnPlateau as a forecast's `training` config asks for them; both need a validation
+ * part. One place, so that a backtest fits exactly as a training does.
+ */
+export function trainingCallbacks(
+  training: {
+    earlyStopping: { enabled: boolean; patience: number; minDelta: number; restoreBestWeights: boolean };
+    reduceLrOnPlateau: { enabled: boolean; factor: number; patience: number; minDelta: number; cooldown: number; minLr: number };
+  },
+  hasValidation: boolean,
+): { earlyStopping: EarlyStopping | null; reduceLr: ReduceLROnPlateau | null } {
+  const { earlyStopping: stopping, reduceLrOnPlateau: plateau } = training;
+  return {
+    earlyStopping:
+      stopping.enabled && hasValidation
+        ? new EarlyStopping({ patience: stopping.patience, minDelta: stopping.minDelta, restoreBestWeights: stopping.restoreBestWeights })
+        : null,
+    reduceLr:
+      plateau.enabled && hasValidation
+        ? new ReduceLROnPlateau({
+            factor: plateau.factor,
+            patience: plateau.patience,
+            minDelta: plateau.minDelta,
+            cooldown: plateau.cooldown,
+            minLr: plateau.minLr,
+          })
+        : null,
+  };
+}

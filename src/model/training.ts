@@ -24,7 +24,7 @@ import {
   type WindowSet,
 } from '../windowing/index.js';
 import type { BackendName, Tf } from './backend.js';
-import { EarlyStopping, getLearningRate, ModelCheckpoint, ReduceLROnPlateau, type Callback, type Logs } from './callbacks.js';
+import { getLearningRate, ModelCheckpoint, trainingCallbacks, type Callback, type Logs } from './callbacks.js';
 import type { CheckpointContent, CheckpointStore } from './checkpoint.js';
 import {
   actualsAt,
@@ -358,21 +358,7 @@ export async function trainForecastModel(input: TrainingInput): Promise<Training
     run: { finished, totalEpochs: epochs, learningRate: getLearningRate(model) },
   });
 
-  const { earlyStopping: stopping, reduceLrOnPlateau: plateau } = forecast.training;
-  const earlyStopping =
-    stopping.enabled && hasValidation
-      ? new EarlyStopping({ patience: stopping.patience, minDelta: stopping.minDelta, restoreBestWeights: stopping.restoreBestWeights })
-      : null;
-  const reduceLr =
-    plateau.enabled && hasValidation
-      ? new ReduceLROnPlateau({
-          factor: plateau.factor,
-          patience: plateau.patience,
-          minDelta: plateau.minDelta,
-          cooldown: plateau.cooldown,
-          minLr: plateau.minLr,
-        })
-      : null;
+  const { earlyStopping, reduceLr } = trainingCallbacks(forecast.training, hasValidation);
   let checkpointId: string | null = null;
   const checkpointer = new ModelCheckpoint({
     latest: checkpoints,
