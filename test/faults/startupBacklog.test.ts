@@ -42,25 +42,24 @@ describe('start-up with a queued backlog and forecasts configured (issue 12)', {
   const scope = new FaultScope('startup');
   after(() => scope.close(), { timeout: 60_000 });
 
+  /** A private broker and a state directory as users have it (three trained models, HA and HTTP on), with its config file. */
+  const realisticSetup = async (label: string) => {
+    const { mosquitto, dropped } = await scope.broker();
+    const stateDir = scope.tempDir(label);
+    await copyTrainedState(stateDir);
+    const prefix = `${label}-${rand()}`;
+    const configPath = join(stateDir, 'forecastd.yaml');
+    const topics = [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }];
+    writeYaml(configPath, realisticDaemonConfig({ url: mosquitto.url, clientId: `forecastd-${prefix}`, stateDir, topics }));
+    return { mosquitto, dropped, stateDir, prefix, configPath };
+  };
+
   const restarts = LONG ? 5 : 1;
   it(
     `${BACKLOG} readings queued while forecastd was down, ${restarts} start(s) with 3 trained models loading slowly: every acked reading is stored`,
     { timeout: 240_000 },
     async () => {
-      const { mosquitto, dropped } = await scope.broker();
-      const stateDir = scope.tempDir('state');
-      await copyTrainedState(stateDir);
-      const prefix = `startup-${rand()}`;
-      const configPath = join(stateDir, 'forecastd.yaml');
-      writeYaml(
-        configPath,
-        realisticDaemonConfig({
-          url: mosquitto.url,
-          clientId: `forecastd-${prefix}`,
-          stateDir,
-          topics: [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }],
-        }),
-      );
+      const { mosquitto, dropped, stateDir, prefix, configPath } = await realisticSetup('startup');
       const env = { FORECASTD_FAILPOINTS: `model.load.delayMs=${LOAD_DELAY_MS}` };
 
       // The first start creates the persistent session and its subscription; then forecastd goes down.
@@ -129,20 +128,7 @@ describe('start-up with a queued backlog and forecasts configured (issue 12)', {
     `the outside harness: ${harnessN} readings over ${SERIES} series, forecastd killed (-9) ${harnessKills} times while they arrive and the broker restarted once: 0 acked readings lost`,
     { timeout: LONG ? 900_000 : 180_000 },
     async () => {
-      const { mosquitto, dropped } = await scope.broker();
-      const stateDir = scope.tempDir('harness');
-      await copyTrainedState(stateDir);
-      const prefix = `harness-${rand()}`;
-      const configPath = join(stateDir, 'forecastd.yaml');
-      writeYaml(
-        configPath,
-        realisticDaemonConfig({
-          url: mosquitto.url,
-          clientId: `forecastd-${prefix}`,
-          stateDir,
-          topics: [{ filter: `${prefix}/+/+`, pattern: `${prefix}/{device}/{metric}` }],
-        }),
-      );
+      const { mosquitto, dropped, stateDir, prefix, configPath } = await realisticSetup('harness');
       // Slower than a small model loads, as a big model on an SD card would: every start opens the window issue 12 was about.
       const env = { FORECASTD_FAILPOINTS: 'model.load.delayMs=500' };
       let daemon = scope.spawn(configPath, env);
