@@ -47,6 +47,8 @@ export class ModelVersionStore {
   private readonly selectLatest;
   private readonly selectOne;
   private readonly selectMetrics;
+  /** Each stored record once validated (or refused: null), by version. */
+  private readonly validated = new Map<string, TrainingRecord | null>();
 
   constructor(
     private readonly db: Db,
@@ -65,8 +67,8 @@ export class ModelVersionStore {
        VALUES (@version, @method, @windows, @mae, @rmse, @mase, @mseScaled, @byStep, @coverage)
        ON CONFLICT(version, method) DO NOTHING`,
     );
-    this.selectLatest = db.prepare('SELECT summary FROM model_versions WHERE forecast = ? ORDER BY created_at DESC, id DESC LIMIT ?').pluck();
-    this.selectOne = db.prepare('SELECT summary FROM model_versions WHERE version = ?').pluck();
+    this.selectLatest = db.prepare('SELECT version, summary FROM model_versions WHERE forecast = ? ORDER BY created_at DESC, id DESC LIMIT ?');
+    this.selectOne = db.prepare('SELECT version, summary FROM model_versions WHERE version = ?');
     this.selectMetrics = db.prepare('SELECT * FROM model_metrics WHERE version = ? ORDER BY method');
   }
 
@@ -112,31 +114,33 @@ export class ModelVersionStore {
 
   /** The newest valid records of a forecast, newest first (a record that does not validate is left out and reported). */
   latest(forecast: string, limit = 1): TrainingRecord[] {
-    return (this.selectLatest.all(forecast, limit) as string[]).flatMap((text) => {
-      const record = this.parse(text, `of forecast ${forecast}`);
-      return record ? [record] : [];
-    });
+    return (this.selectLatest.all(forecast, limit) as StoredRow[]).flatMap((row) => this.parsed(row) ?? []);
   }
 
   get(version: string): TrainingRecord | null {
-    const text = this.selectOne.get(version) as string | undefined;
-    return text === undefined ? null : this.parse(text, version);
+    const row = this.selectOne.get(version) as StoredRow | undefined;
+    return row === undefined ? null : this.parsed(row);
   }
 
-  private parse(text: string, where: string): TrainingRecord | null {
+  /**
+   * A stored record, validated once: rows are never changed after they are written, and the status document reads the
+   * newest record of every forecast every second. A refused record is reported once, not at every read.
+   */
+  private parsed(row: StoredRow): TrainingRecord | null {
+    const cached = this.validated.get(row.version);
+    if (cached !== undefined) return cached;
+    let record: TrainingRecord | null;
     try {
-      const raw: unknown = JSON.parse(text);
-      const version =
-        raw !== null && typeof raw === 'object' && typeof (raw as { version?: unknown }).version === 'string'
-          ? (raw as { version: string }).version
-          : where;
-      return parseTrainingRecord(raw, version);
+      record = parseTrainingRecord(JSON.parse(row.summary), row.version);
     } catch (error) {
       this.onRefused(
-        error instanceof ContractError ? error : new ContractError(`training record ${where}`, `not JSON (${(error as Error).message})`),
+        error instanceof ContractError ? error : new ContractError(`training record ${row.version}`, `not JSON (${(error as Error).message})`),
       );
-      return null;
+      record = null;
     }
+    if (this.validated.size >= VALIDATED_KEPT) this.validated.clear();
+    this.validated.set(row.version, record);
+    return record;
   }
 
   metrics(version: string): ModelMetricsRow[] {
@@ -153,5 +157,13 @@ export class ModelVersionStore {
     }));
   }
 }
+
+interface StoredRow {
+  version: string;
+  summary: string;
+}
+
+/** Records kept validated; more are validated again when asked for (a bound, not a budget: a forecast keeps a few). */
+const VALIDATED_KEPT = 1000;
 
 const finiteOrNull = (value: number | null | undefined) => (value === null || value === undefined || !Number.isFinite(value) ? null : value);

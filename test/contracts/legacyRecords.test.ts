@@ -155,6 +155,8 @@ describe('records written by forecastd 0.1.0', () => {
     assert.equal(latest[0].recordVersion, TRAINING_RECORD_VERSION);
     assert.equal(refusals.length, 1);
     assert.match(refusals[0], /room@broken: trainWindows: /);
+    versions.latest('room', 5);
+    assert.equal(refusals.length, 1, 'validated once: a second read reports nothing new');
     db.close();
   });
 
