@@ -91,13 +91,6 @@ export class AckSequencer {
     };
   }
 
-  /** Messages registered on this connection whose PUBACK has not left and that were not withheld. */
-  get unsettled(): number {
-    let count = 0;
-    for (let index = this.head; index < this.slots.length; index++) if (this.slots[index].state === 'open') count++;
-    return count;
-  }
-
   /** The connection closed: every open slot is forgotten (the broker redelivers those messages). */
   reset(): void {
     this.generation++;
@@ -200,10 +193,6 @@ export class InboundRouter {
     this.intakeClosed = true;
     for (const message of this.parked) message.settle('withhold');
     this.parked = [];
-  }
-
-  get isIntakeClosed(): boolean {
-    return this.intakeClosed;
   }
 
   /** Parked messages now. */

@@ -28,10 +28,6 @@ export class SinkSet {
     private readonly onError: (sink: string, what: string, error: Error) => void,
   ) {}
 
-  get names(): string[] {
-    return this.sinks.map((sink) => sink.name);
-  }
-
   start(): void {
     for (const sink of this.sinks) sink.start();
   }
